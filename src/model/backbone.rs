@@ -1,0 +1,92 @@
+//! What training needs from any backbone: one recording forward pass and a trainable tail.
+
+use super::efficientnet_lite::{EfficientNetLite0, FeatureHead, MbConv, BLOCKS};
+use crate::backbones::BackboneInfo;
+use candle_core::{Device, Result, Tensor, Var};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// What one frozen pass over a batch leaves behind.
+pub struct Recorded {
+    /// Pooled features [N, feature_dim].
+    pub pooled: Tensor,
+    /// The input of block `b` for each requested boundary `b`.
+    pub boundaries: BTreeMap<usize, Tensor>,
+}
+
+/// A frozen, pretrained feature extractor whose last blocks can be fine-tuned.
+pub trait Backbone: Send + Sync {
+    fn info(&self) -> &'static BackboneInfo;
+    /// Turn RGB bytes [N, S, S, 3] (u8, HWC) into the network's normalised input.
+    fn preprocess(&self, rgb: &Tensor) -> Result<Tensor>;
+    /// Pooled features, plus the input of every block in `boundaries`.
+    fn forward_recording(&self, input: &Tensor, boundaries: &BTreeSet<usize>) -> Result<Recorded>;
+    /// A trainable copy of the last `depth` blocks (plus the final 1x1 conv).
+    fn trainable_tail(&self, depth: usize) -> Result<Box<dyn TrainableTail>>;
+}
+
+/// The fine-tuned part of a backbone: from the recorded boundary activation to pooled features.
+pub trait TrainableTail: Send {
+    fn forward(&self, boundary: &Tensor) -> Result<Tensor>;
+    fn vars(&self) -> &[Var];
+}
+
+/// Load the backbone named in a grid file from its weights.
+pub fn load_backbone(name: &str, weights: &Path, device: &Device) -> anyhow::Result<Box<dyn Backbone>> {
+    match name {
+        "efficientnet-lite0" => Ok(Box::new(EfficientNetLite0::load(weights, device)?)),
+        other => anyhow::bail!("unknown backbone `{other}`"),
+    }
+}
+
+impl Backbone for EfficientNetLite0 {
+    fn info(&self) -> &'static BackboneInfo {
+        crate::backbones::lookup("efficientnet-lite0").expect("catalogued backbone")
+    }
+
+    fn preprocess(&self, rgb: &Tensor) -> Result<Tensor> {
+        let x = rgb.to_dtype(candle_core::DType::F32)?;
+        ((x - 127.5)? / 128.0)?.permute((0, 3, 1, 2))?.contiguous()
+    }
+
+    fn forward_recording(&self, input: &Tensor, boundaries: &BTreeSet<usize>) -> Result<Recorded> {
+        let mut x = self.stem(input)?;
+        let mut recorded = BTreeMap::new();
+        let mut at = 0;
+        for &b in boundaries {
+            x = self.blocks(&x, at, b)?;
+            recorded.insert(b, x.clone());
+            at = b;
+        }
+        x = self.blocks(&x, at, BLOCKS)?;
+        Ok(Recorded {
+            pooled: self.head().forward(&x)?,
+            boundaries: recorded,
+        })
+    }
+
+    fn trainable_tail(&self, depth: usize) -> Result<Box<dyn TrainableTail>> {
+        let (blocks, head, vars) = EfficientNetLite0::trainable_tail(self, depth)?;
+        Ok(Box::new(EfficientNetTail { blocks, head, vars }))
+    }
+}
+
+struct EfficientNetTail {
+    blocks: Vec<MbConv>,
+    head: FeatureHead,
+    vars: Vec<Var>,
+}
+
+impl TrainableTail for EfficientNetTail {
+    fn forward(&self, boundary: &Tensor) -> Result<Tensor> {
+        let x = self
+            .blocks
+            .iter()
+            .try_fold(boundary.clone(), |h, block| block.forward(&h))?;
+        self.head.forward(&x)
+    }
+
+    fn vars(&self) -> &[Var] {
+        &self.vars
+    }
+}

@@ -1,0 +1,241 @@
+//! Trial vocabulary shared by every layer: settings, identity, states and metrics (imports nothing).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One value of a grid axis or a fixed setting, as written in the grid file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl ParamValue {
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            ParamValue::Int(i) => Some(*i as f64),
+            ParamValue::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::Bool(b) => write!(f, "{b}"),
+            ParamValue::Int(i) => write!(f, "{i}"),
+            ParamValue::Float(x) => write!(f, "{x}"),
+            ParamValue::Str(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// The optimiser used by both phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    Adam,
+    AdamW,
+    Sgd,
+}
+
+impl Optimizer {
+    pub fn parse(name: &str) -> Option<Optimizer> {
+        match name {
+            "adam" => Some(Optimizer::Adam),
+            "adamw" => Some(Optimizer::AdamW),
+            "sgd" => Some(Optimizer::Sgd),
+            _ => None,
+        }
+    }
+}
+
+/// Every setting that one trial trains with: the `[train]` table with the grid's axes applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    pub learning_rate: f64,
+    pub dropout: f64,
+    /// Hidden units of the head; 0 means a single linear layer.
+    pub head_size: usize,
+    /// Final backbone blocks fine-tuned after the head phase; 0 means head only.
+    pub unfreeze_depth: usize,
+    pub batch_size: usize,
+    pub head_epochs: usize,
+    pub finetune_epochs: usize,
+    /// Epochs without a better validation loss before a phase stops early.
+    pub patience: usize,
+    /// Fine-tune learning rate = learning_rate x finetune_lr_factor.
+    pub finetune_lr_factor: f64,
+    pub optimizer: Optimizer,
+    pub weight_decay: f64,
+    pub seed: u64,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            learning_rate: 1e-3,
+            dropout: 0.0,
+            head_size: 0,
+            unfreeze_depth: 0,
+            batch_size: 32,
+            head_epochs: 5,
+            finetune_epochs: 3,
+            patience: 2,
+            finetune_lr_factor: 0.1,
+            optimizer: Optimizer::Adam,
+            weight_decay: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainSettings {
+    /// The settings that decide the head phase; trials with equal values share one head phase.
+    pub fn head_phase_key(&self) -> String {
+        format!(
+            "lr={:e};dropout={};head={};batch={};epochs={};patience={};opt={:?};wd={:e};seed={}",
+            self.learning_rate,
+            self.dropout,
+            self.head_size,
+            self.batch_size,
+            self.head_epochs,
+            self.patience,
+            self.optimizer,
+            self.weight_decay,
+            self.seed
+        )
+    }
+}
+
+/// One point of the grid: its stable identity, the axis values that define it, its full settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialSpec {
+    /// Stable hash of the canonical settings (hex); unique within a study.
+    pub key: String,
+    /// The grid axes' values for this trial, by axis name (what a report shows).
+    pub params: BTreeMap<String, ParamValue>,
+    pub settings: TrainSettings,
+}
+
+/// Life cycle of a trial in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrialState {
+    Pending,
+    Running,
+    Complete,
+    Failed,
+}
+
+impl TrialState {
+    pub fn is_finished(self) -> bool {
+        matches!(self, TrialState::Complete | TrialState::Failed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialState::Pending => "pending",
+            TrialState::Running => "running",
+            TrialState::Complete => "complete",
+            TrialState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TrialState> {
+        match s {
+            "pending" => Some(TrialState::Pending),
+            "running" => Some(TrialState::Running),
+            "complete" => Some(TrialState::Complete),
+            "failed" => Some(TrialState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Which phase of training an epoch belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Head trained on the frozen backbone.
+    Head,
+    /// Last blocks unfrozen and fine-tuned with the head.
+    Finetune,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Head => "head",
+            Phase::Finetune => "finetune",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Phase> {
+        match s {
+            "head" => Some(Phase::Head),
+            "finetune" => Some(Phase::Finetune),
+            _ => None,
+        }
+    }
+}
+
+/// Metrics of one epoch of one phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub phase: Phase,
+    /// 1-based within its phase.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub seconds: f64,
+}
+
+/// What a finished trial reports to the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialOutcome {
+    /// Validation accuracy of the weights the trial ends with (the best epoch's, see fit).
+    pub val_accuracy: f64,
+    /// Best validation accuracy over all epochs of both phases.
+    pub best_val_accuracy: f64,
+    pub val_loss: f64,
+    /// Total epochs trained over both phases.
+    pub epochs: usize,
+    pub seconds: f64,
+}
+
+/// A study as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyRecord {
+    pub id: i64,
+    pub name: String,
+    /// The grid file's text as it was when the study was created or last extended.
+    pub grid_toml: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// A trial as the store keeps it (what reports are built from).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    pub id: i64,
+    pub study_id: i64,
+    pub key: String,
+    /// Axis values of this trial, by axis name.
+    pub params: BTreeMap<String, ParamValue>,
+    pub settings: TrainSettings,
+    pub state: TrialState,
+    /// Set when complete.
+    pub outcome: Option<TrialOutcome>,
+    /// Set when failed.
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
