@@ -1,6 +1,14 @@
 //! gridsearch: grid search for transfer-learning image classifiers with shared frozen work.
 
 pub mod backbones;
+pub mod cli;
+pub mod commands;
+pub mod data;
 pub mod error;
+pub mod grid;
 pub mod model;
+pub mod report;
+pub mod scheduler;
+pub mod store;
+pub mod train;
 pub mod trial;

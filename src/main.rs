@@ -1,1 +1,28 @@
-fn main() {}
+//! Entry point: parse the command line, run the command, map errors to exit codes.
+
+use clap::Parser;
+use gridsearch::cli::{Cli, Command};
+use gridsearch::commands::{self, Exit};
+use gridsearch::error::InputError;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Run(args) => commands::run::run(args, &cli.db, cli.quiet),
+        Command::Plan(args) => commands::plan::run(args),
+        Command::Report(args) => commands::report::run(args, &cli.db),
+    };
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(error) => {
+            if let Some(input) = error.downcast_ref::<InputError>() {
+                eprintln!("error: {input}");
+                ExitCode::from(Exit::BadInput as u8)
+            } else {
+                eprintln!("error: {error:#}");
+                ExitCode::from(Exit::Failure as u8)
+            }
+        }
+    }
+}

@@ -10,3 +10,15 @@ pub mod weights;
 
 pub use backbone::{load_backbone, Backbone, Recorded, TrainableTail};
 pub use head::{Head, HeadConfig};
+
+/// The device training runs on: CUDA when built with `--features cuda` and a GPU is present.
+pub fn default_device() -> candle_core::Result<candle_core::Device> {
+    #[cfg(feature = "cuda")]
+    {
+        candle_core::Device::cuda_if_available(0)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Ok(candle_core::Device::Cpu)
+    }
+}

@@ -1,0 +1,60 @@
+//! Command-line types (clap derive); nothing else in the crate imports clap.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Grid search for transfer-learning image classifiers, sharing all frozen work between trials.
+#[derive(Debug, Parser)]
+#[command(name = "gridsearch", version, about, long_about = None)]
+pub struct Cli {
+    /// SQLite database that keeps every study, trial and epoch.
+    #[arg(long, global = true, default_value = "runs/gridsearch.db")]
+    pub db: PathBuf,
+    /// Print only results and errors (no progress bars).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every trial of one or more grid files that is not finished yet.
+    Run(RunArgs),
+    /// Print a grid's trials and the work they share, without training.
+    Plan(PlanArgs),
+    /// Rank a study's trials and show what each hyperparameter does.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Grid files (TOML); all are validated before any work starts.
+    #[arg(required = true)]
+    pub grids: Vec<PathBuf>,
+    /// Trials (head phases) trained at the same time.
+    #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Grid file (TOML).
+    pub grid: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Study name (default: the latest study in the database).
+    #[arg(value_name = "STUDY")]
+    pub study_name: Option<String>,
+    /// Study name, as an option.
+    #[arg(long, conflicts_with = "study_name")]
+    pub study: Option<String>,
+    /// Output format: table, md, csv or json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Show only the N best trials in the ranked table.
+    #[arg(long)]
+    pub top: Option<usize>,
+}

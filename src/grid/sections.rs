@@ -1,0 +1,643 @@
+//! Reading each section of a grid file into its checked configuration (no filesystem access).
+
+use super::doc::{
+    did_you_mean, entries_in_file_order, expect_array, expect_count, expect_float, expect_str,
+    expect_table, reject_unknown_keys, syntax_issue, Issue, Key, Value,
+};
+use super::settings::{apply_setting, setting_value, train_keys, SETTING_KEYS};
+use super::{Axis, DataConfig, DataSource, Grid, ModelConfig, SplitMode};
+use crate::backbones::{self, BackboneInfo};
+use crate::trial::{ParamValue, TrainSettings};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::de::DeTable;
+
+const SECTIONS: &[&str] = &["study", "data", "model", "train", "grid"];
+const STUDY_KEYS: &[&str] = &["name", "seed"];
+const MODEL_KEYS: &[&str] = &["backbone", "weights"];
+const DATA_KEYS: &[&str] = &[
+    "root",
+    "train",
+    "val",
+    "image_size",
+    "split",
+    "val_fraction",
+    "train_per_class",
+    "val_per_class",
+];
+const MAX_IMAGE_SIZE: i64 = 1024;
+const DEFAULT_VAL_FRACTION: f64 = 0.2;
+
+/// A path the grid names that must exist before any work (checked by `Grid::load`).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct RequiredPath {
+    /// "data folder" or "weights file".
+    pub what: &'static str,
+    pub path: PathBuf,
+    pub is_dir: bool,
+    /// Span of the key that names it.
+    pub key_span: Range<usize>,
+}
+
+/// Parses and checks a whole grid file; also returns the paths `load` must find on disk.
+pub(super) fn parse_document(path: &Path, text: &str) -> Result<(Grid, Vec<RequiredPath>), Issue> {
+    let doc = DeTable::parse(text).map_err(|e| syntax_issue(&e))?;
+    let top = doc.get_ref();
+    reject_unknown_sections(top)?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let (study_name, seed) = read_study(path, section(top, "study")?)?;
+    let model_section = required_section(top, "model")?;
+    let (model, backbone, weights_span) = read_model(base, model_section)?;
+    let (data, mut required) = read_data(base, required_section(top, "data")?, backbone)?;
+    required.push(RequiredPath {
+        what: "weights file",
+        path: model.weights.clone(),
+        is_dir: false,
+        key_span: weights_span,
+    });
+    let mut fixed = TrainSettings {
+        seed,
+        ..TrainSettings::default()
+    };
+    let train_names = read_train(section(top, "train")?, backbone, &mut fixed)?;
+    let axes = read_axes(section(top, "grid")?, backbone, &train_names)?;
+    let grid = Grid {
+        path: path.to_path_buf(),
+        text: text.to_string(),
+        study_name,
+        seed,
+        data,
+        model,
+        fixed,
+        axes,
+    };
+    Ok((grid, required))
+}
+
+fn reject_unknown_sections(top: &DeTable<'_>) -> Result<(), Issue> {
+    for (key, _) in entries_in_file_order(top) {
+        let name = key.get_ref().as_ref();
+        if !SECTIONS.contains(&name) {
+            return Err(Issue::at(
+                key.span(),
+                format!(
+                    "unknown section [{name}]{}; valid sections: [study], [data], [model], [train], [grid]",
+                    did_you_mean(name, SECTIONS, |s| format!("[{s}]"))
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+type Section<'a, 'i> = (&'a Key<'i>, &'a DeTable<'i>);
+
+fn section<'a, 'i>(top: &'a DeTable<'i>, name: &str) -> Result<Option<Section<'a, 'i>>, Issue> {
+    match top.get_key_value(name) {
+        Some((key, value)) => Ok(Some((key, expect_table(key, value)?))),
+        None => Ok(None),
+    }
+}
+
+fn required_section<'a, 'i>(top: &'a DeTable<'i>, name: &str) -> Result<Section<'a, 'i>, Issue> {
+    section(top, name)?.ok_or_else(|| Issue::general(format!("missing section [{name}]")))
+}
+
+fn read_study(path: &Path, study: Option<Section<'_, '_>>) -> Result<(String, u64), Issue> {
+    let table = study.map(|(_, t)| t);
+    if let Some(table) = table {
+        reject_unknown_keys(table, "[study]", STUDY_KEYS)?;
+    }
+    let name = match table.and_then(|t| t.get("name")) {
+        Some(value) => {
+            let name = expect_str("name", value)?;
+            if !is_valid_study_name(name) {
+                return Err(Issue::at(value.span(), bad_name_message(name)));
+            }
+            name.to_string()
+        }
+        None => name_from_file(path)?,
+    };
+    let seed = match table.and_then(|t| t.get("seed")) {
+        Some(value) => expect_count("seed", value, 0, i64::MAX)?,
+        None => 0,
+    };
+    Ok((name, seed))
+}
+
+fn name_from_file(path: &Path) -> Result<String, Issue> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if is_valid_study_name(&stem) {
+        Ok(stem)
+    } else {
+        Err(Issue::general(format!(
+            "{} (taken from the file name); set `name` in [study]",
+            bad_name_message(&stem)
+        )))
+    }
+}
+
+fn bad_name_message(name: &str) -> String {
+    format!(
+        "invalid study name \"{name}\": use 1-64 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit"
+    )
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`
+fn is_valid_study_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    first_ok
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn read_model(
+    base: &Path,
+    (section_key, table): Section<'_, '_>,
+) -> Result<(ModelConfig, &'static BackboneInfo, Range<usize>), Issue> {
+    reject_unknown_keys(table, "[model]", MODEL_KEYS)?;
+    let value = require(section_key, table, "backbone")?;
+    let name = expect_str("backbone", value)?;
+    let known: Vec<&str> = backbones::BACKBONES.iter().map(|b| b.name).collect();
+    let backbone = backbones::lookup(name).ok_or_else(|| {
+        Issue::at(
+            value.span(),
+            format!(
+                "unknown backbone \"{name}\"; known backbones: {}",
+                known.join(", ")
+            ),
+        )
+    })?;
+    let (weights_key, weights_value) = require_entry(section_key, table, "weights")?;
+    let weights = resolved_path(base, "weights", weights_value)?;
+    let model = ModelConfig {
+        backbone: backbone.name.to_string(),
+        weights,
+    };
+    Ok((model, backbone, weights_key.span()))
+}
+
+fn require<'a, 'i>(
+    section_key: &Key<'_>,
+    table: &'a DeTable<'i>,
+    name: &str,
+) -> Result<&'a Value<'i>, Issue> {
+    require_entry(section_key, table, name).map(|(_, value)| value)
+}
+
+fn require_entry<'a, 'i>(
+    section_key: &Key<'_>,
+    table: &'a DeTable<'i>,
+    name: &str,
+) -> Result<(&'a Key<'i>, &'a Value<'i>), Issue> {
+    table.get_key_value(name).ok_or_else(|| {
+        Issue::at(
+            section_key.span(),
+            format!("[{}] needs `{name}`", section_key.get_ref()),
+        )
+    })
+}
+
+/// A path value, resolved against the grid file's folder.
+fn resolved_path(base: &Path, name: &str, value: &Value<'_>) -> Result<PathBuf, Issue> {
+    let text = expect_str(name, value)?;
+    if text.is_empty() {
+        return Err(Issue::at(
+            value.span(),
+            format!("`{name}` must not be empty"),
+        ));
+    }
+    Ok(base.join(text))
+}
+
+fn read_data(
+    base: &Path,
+    (section_key, table): Section<'_, '_>,
+    backbone: &BackboneInfo,
+) -> Result<(DataConfig, Vec<RequiredPath>), Issue> {
+    reject_unknown_keys(table, "[data]", DATA_KEYS)?;
+    let (source, required) = read_source(base, section_key, table)?;
+    let is_folder = matches!(source, DataSource::Folder { .. });
+    let split = match table.get("split") {
+        Some(value) => split_mode(value, is_folder)?,
+        None => SplitMode::Random,
+    };
+    let val_fraction = match table.get("val_fraction") {
+        Some(value) => val_fraction(value, is_folder)?,
+        None => DEFAULT_VAL_FRACTION,
+    };
+    let config = DataConfig {
+        source,
+        image_size: image_size(table.get("image_size"), backbone)?,
+        split,
+        val_fraction,
+        train_per_class: optional_count(table, "train_per_class")?,
+        val_per_class: optional_count(table, "val_per_class")?,
+    };
+    Ok((config, required))
+}
+
+fn read_source(
+    base: &Path,
+    section_key: &Key<'_>,
+    table: &DeTable<'_>,
+) -> Result<(DataSource, Vec<RequiredPath>), Issue> {
+    let entry = |name: &str| table.get_key_value(name);
+    let folder = |name: &'static str, (key, value): (&Key<'_>, &Value<'_>)| {
+        resolved_path(base, name, value).map(|path| RequiredPath {
+            what: "data folder",
+            path,
+            is_dir: true,
+            key_span: key.span(),
+        })
+    };
+    let exclusive = "give either `root` (a folder per class) or `train` + `val`, not both";
+    match (entry("root"), entry("train"), entry("val")) {
+        (Some(root), None, None) => {
+            let root = folder("root", root)?;
+            Ok((
+                DataSource::Folder {
+                    root: root.path.clone(),
+                },
+                vec![root],
+            ))
+        }
+        (Some(_), Some((key, _)), _) | (Some(_), None, Some((key, _))) => {
+            Err(Issue::at(key.span(), exclusive))
+        }
+        (None, Some(train), Some(val)) => {
+            let (train, val) = (folder("train", train)?, folder("val", val)?);
+            let source = DataSource::Split {
+                train: train.path.clone(),
+                val: val.path.clone(),
+            };
+            Ok((source, vec![train, val]))
+        }
+        (None, Some((key, _)), None) => Err(Issue::at(key.span(), "`train` needs `val` too")),
+        (None, None, Some((key, _))) => Err(Issue::at(key.span(), "`val` needs `train` too")),
+        (None, None, None) => Err(Issue::at(
+            section_key.span(),
+            "[data] needs a source: `root` (a folder per class) or `train` + `val`",
+        )),
+    }
+}
+
+fn split_mode(value: &Value<'_>, is_folder: bool) -> Result<SplitMode, Issue> {
+    if !is_folder {
+        return Err(Issue::at(
+            value.span(),
+            "`split` applies only with `root`; `train` + `val` are already split",
+        ));
+    }
+    match expect_str("split", value)? {
+        "random" => Ok(SplitMode::Random),
+        "ordered" => Ok(SplitMode::Ordered),
+        other => Err(Issue::at(
+            value.span(),
+            format!("unknown split \"{other}\"; choose \"random\" or \"ordered\""),
+        )),
+    }
+}
+
+fn val_fraction(value: &Value<'_>, is_folder: bool) -> Result<f64, Issue> {
+    if !is_folder {
+        return Err(Issue::at(
+            value.span(),
+            "`val_fraction` applies only with `root`; `train` + `val` are already split",
+        ));
+    }
+    let fraction = expect_float("val_fraction", value)?;
+    if !(fraction > 0.0 && fraction < 1.0) {
+        return Err(Issue::at(
+            value.span(),
+            format!("`val_fraction` must be in (0, 1), not {fraction}"),
+        ));
+    }
+    Ok(fraction)
+}
+
+fn image_size(value: Option<&Value<'_>>, backbone: &BackboneInfo) -> Result<usize, Issue> {
+    let Some(value) = value else {
+        return Ok(backbone.default_image_size);
+    };
+    let min = i64::try_from(backbone.min_image_size).unwrap_or(i64::MAX);
+    let size = expect_count("image_size", value, min, MAX_IMAGE_SIZE).map_err(|mut issue| {
+        issue.message = format!("{} (for {})", issue.message, backbone.name);
+        issue
+    })?;
+    Ok(to_usize(size))
+}
+
+fn optional_count(table: &DeTable<'_>, name: &str) -> Result<Option<usize>, Issue> {
+    table
+        .get(name)
+        .map(|value| expect_count(name, value, 1, i64::MAX).map(to_usize))
+        .transpose()
+}
+
+fn to_usize(count: u64) -> usize {
+    usize::try_from(count).unwrap_or(usize::MAX)
+}
+
+/// Applies `[train]` to `fixed`; returns the names it set.
+fn read_train(
+    train: Option<Section<'_, '_>>,
+    backbone: &BackboneInfo,
+    fixed: &mut TrainSettings,
+) -> Result<Vec<String>, Issue> {
+    let Some((_, table)) = train else {
+        return Ok(Vec::new());
+    };
+    if let Some((key, _)) = table.get_key_value("seed") {
+        return Err(Issue::at(
+            key.span(),
+            "`seed` belongs in [study] (or as a [grid] axis), not in [train]",
+        ));
+    }
+    reject_unknown_keys(table, "[train]", &train_keys())?;
+    let mut names = Vec::new();
+    for (key, value) in entries_in_file_order(table) {
+        let name = key.get_ref().as_ref();
+        apply_setting(fixed, name, &setting_value(name, value, backbone.blocks)?);
+        names.push(name.to_string());
+    }
+    Ok(names)
+}
+
+fn read_axes(
+    grid: Option<Section<'_, '_>>,
+    backbone: &BackboneInfo,
+    train_names: &[String],
+) -> Result<Vec<Axis>, Issue> {
+    let Some((_, table)) = grid else {
+        return Ok(Vec::new());
+    };
+    reject_unknown_keys(table, "[grid]", SETTING_KEYS)?;
+    let mut axes = Vec::new();
+    for (key, value) in entries_in_file_order(table) {
+        let name = key.get_ref().as_ref();
+        if train_names.iter().any(|n| n == name) {
+            return Err(Issue::at(
+                key.span(),
+                format!("`{name}` is set in both [train] and [grid]; keep one"),
+            ));
+        }
+        axes.push(read_axis(name, value, backbone)?);
+    }
+    Ok(axes)
+}
+
+fn read_axis(name: &str, value: &Value<'_>, backbone: &BackboneInfo) -> Result<Axis, Issue> {
+    let array = expect_array(name, value)?;
+    if array.is_empty() {
+        return Err(Issue::at(
+            value.span(),
+            format!("axis `{name}` is empty; give at least one value"),
+        ));
+    }
+    let mut values: Vec<ParamValue> = Vec::new();
+    for element in array.iter() {
+        let checked = setting_value(name, element, backbone.blocks)?;
+        if values.contains(&checked) {
+            return Err(Issue::at(
+                element.span(),
+                format!("duplicate value {checked} in axis `{name}`"),
+            ));
+        }
+        values.push(checked);
+    }
+    Ok(Axis {
+        name: name.to_string(),
+        values,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::grid::Grid;
+    use std::path::Path;
+
+    /// Marks where an error must point: removed before parsing.
+    const MARK: char = '‸';
+
+    const DATA: &str = "[data]\nroot = \"d\"\n";
+    const MODEL: &str = "[model]\nbackbone = \"efficientnet-lite0\"\nweights = \"w\"\n";
+
+    /// The text without its mark, and the mark's 1-based line and column.
+    fn unmark(marked: &str) -> (String, usize, usize) {
+        let at = marked.find(MARK).expect("case has a mark");
+        let before = &marked[..at];
+        let line =
+            before.lines().count() + usize::from(before.ends_with('\n') || before.is_empty());
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (marked.replace(MARK, ""), line, col)
+    }
+
+    #[test]
+    fn unmark_finds_line_and_column() {
+        assert_eq!(unmark("‸a"), ("a".to_string(), 1, 1));
+        assert_eq!(unmark("ab\ncd‸e"), ("ab\ncde".to_string(), 2, 3));
+        assert_eq!(unmark("ab\n‸cd"), ("ab\ncd".to_string(), 2, 1));
+    }
+
+    #[test]
+    fn each_invalid_grid_gets_one_line_at_the_offending_spot() {
+        let with = |rest: &str| format!("{DATA}{MODEL}{rest}");
+        let cases: Vec<(String, &str)> = vec![
+            // unknown sections and keys
+            (with("[‸trian]\n"), "did you mean [train]"),
+            (
+                format!("‸name = \"x\"\n{DATA}{MODEL}"),
+                "unknown section [name]",
+            ),
+            (
+                format!("[data]\nroot = \"d\"\n‸image_sise = 64\n{MODEL}"),
+                "did you mean `image_size`",
+            ),
+            (with("[study]\n‸nam = \"x\"\n"), "`name`"),
+            (
+                format!("{DATA}[model]\nbackbone = \"efficientnet-lite0\"\n‸weight = \"w\"\n"),
+                "did you mean `weights`",
+            ),
+            (
+                with("[train]\n‸lerning_rate = 0.1\n"),
+                "did you mean `learning_rate`",
+            ),
+            (
+                with("[grid]\n‸dropouts = [0.1]\n"),
+                "did you mean `dropout`",
+            ),
+            (with("[train]\n‸seed = 1\n"), "[study]"),
+            // wrong types
+            (with("[train]\nbatch_size = ‸32.0\n"), "integer"),
+            (with("[train]\nlearning_rate = ‸\"fast\"\n"), "number"),
+            (with("[study]\nseed = ‸1.5\n"), "integer"),
+            (with("[study]\nseed = ‸99999999999999999999\n"), "range"),
+            (format!("‸train = 3\n{DATA}{MODEL}"), "table"),
+            (with("[[‸grid]]\ndropout = [0.1]\n"), "table"),
+            (with("[grid]\ndropout = ‸0.3\n"), "array"),
+            // axes
+            (with("[grid]\ndropout = ‸[]\n"), "empty"),
+            (
+                with("[grid]\nlearning_rate = [0.001, ‸1e-3]\n"),
+                "duplicate",
+            ),
+            (with("[grid]\nlearning_rate = [1, ‸1.0]\n"), "duplicate"),
+            (
+                with("[train]\ndropout = 0.1\n[grid]\n‸dropout = [0.2]\n"),
+                "both",
+            ),
+            // setting ranges
+            (with("[grid]\nlearning_rate = [0.1, ‸0]\n"), "> 0"),
+            (with("[train]\nlearning_rate = ‸-1e-3\n"), "> 0"),
+            (with("[train]\nlearning_rate = ‸inf\n"), "finite"),
+            (with("[train]\nlearning_rate = ‸nan\n"), "finite"),
+            (with("[train]\ndropout = ‸1\n"), "[0, 1)"),
+            (with("[grid]\ndropout = [‸-0.1]\n"), "[0, 1)"),
+            (
+                with("[grid]\nhead_size = [0, ‸65537]\n"),
+                "between 0 and 65536",
+            ),
+            (
+                with("[grid]\nunfreeze_depth = [0, ‸17]\n"),
+                "between 0 and 16",
+            ),
+            (with("[train]\nbatch_size = ‸0\n"), "at least 1"),
+            (with("[train]\nhead_epochs = ‸0\n"), "at least 1"),
+            (with("[train]\npatience = ‸-1\n"), "at least 0"),
+            (with("[train]\nfinetune_lr_factor = ‸0.0\n"), "> 0"),
+            (with("[train]\nweight_decay = ‸-0.01\n"), ">= 0"),
+            (with("[study]\nseed = ‸-3\n"), "at least 0"),
+            (with("[grid]\nseed = [0, ‸-1]\n"), "at least 0"),
+            (
+                with("[train]\noptimizer = ‸\"lion\"\n"),
+                "adam, adamw or sgd",
+            ),
+            // model
+            (
+                format!("{DATA}[model]\nbackbone = ‸\"resnet50\"\nweights = \"w\"\n"),
+                "known backbones: efficientnet-lite0",
+            ),
+            (
+                format!("{DATA}[‸model]\nweights = \"w\"\n"),
+                "needs `backbone`",
+            ),
+            (
+                format!("{DATA}[‸model]\nbackbone = \"efficientnet-lite0\"\n"),
+                "needs `weights`",
+            ),
+            // data
+            (
+                format!("[data]\nroot = \"d\"\nimage_size = ‸16\n{MODEL}"),
+                "between 32 and 1024",
+            ),
+            (
+                format!("[data]\nroot = \"d\"\nimage_size = ‸2048\n{MODEL}"),
+                "between 32 and 1024",
+            ),
+            (
+                format!("[data]\nroot = \"d\"\nval_fraction = ‸1.0\n{MODEL}"),
+                "(0, 1)",
+            ),
+            (
+                format!("[data]\nroot = \"d\"\nval_fraction = ‸0\n{MODEL}"),
+                "(0, 1)",
+            ),
+            (
+                format!("[data]\nroot = \"d\"\n‸train = \"t\"\nval = \"v\"\n{MODEL}"),
+                "not both",
+            ),
+            (
+                format!("[data]\nroot = \"d\"\n‸val = \"v\"\n{MODEL}"),
+                "not both",
+            ),
+            (
+                format!("[‸data]\nimage_size = 64\n{MODEL}"),
+                "needs a source",
+            ),
+            (format!("[data]\n‸train = \"t\"\n{MODEL}"), "needs `val`"),
+            (format!("[data]\n‸val = \"v\"\n{MODEL}"), "needs `train`"),
+            (
+                format!("[data]\ntrain = \"t\"\nval = \"v\"\nsplit = ‸\"random\"\n{MODEL}"),
+                "only with `root`",
+            ),
+            (
+                format!("[data]\ntrain = \"t\"\nval = \"v\"\nval_fraction = ‸0.1\n{MODEL}"),
+                "only with `root`",
+            ),
+            (
+                format!("[data]\nroot = \"d\"\nsplit = ‸\"shuffled\"\n{MODEL}"),
+                "\"ordered\"",
+            ),
+            (
+                format!("[data]\nroot = \"d\"\ntrain_per_class = ‸0\n{MODEL}"),
+                "at least 1",
+            ),
+            (format!("[data]\nroot = ‸\"\"\n{MODEL}"), "empty"),
+            // study name
+            (with("[study]\nname = ‸\"-bad\"\n"), "invalid study name"),
+            (
+                with("[study]\nname = ‸\"has space\"\n"),
+                "invalid study name",
+            ),
+            (
+                with(&format!("[study]\nname = ‸\"{}\"\n", "a".repeat(65))),
+                "invalid study name",
+            ),
+            // TOML syntax
+            (with("[train]\nbatch_size = ‸\n"), "invalid TOML"),
+            (
+                with("[train]\nbatch_size = 1\n‸batch_size = 2\n"),
+                "duplicate key",
+            ),
+        ];
+        for (marked, keyword) in cases {
+            let (text, line, col) = unmark(&marked);
+            let err = Grid::parse(Path::new("grids/g.toml"), &text)
+                .expect_err(&marked)
+                .to_string();
+            let prefix = format!("grids/g.toml:{line}:{col}: ");
+            assert!(
+                err.starts_with(&prefix),
+                "want {prefix}, got {err}\n{marked}"
+            );
+            assert!(err.contains(keyword), "want `{keyword}` in {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn errors_without_a_position_name_the_file() {
+        let err = Grid::parse(Path::new("g.toml"), MODEL)
+            .expect_err("no data")
+            .to_string();
+        assert_eq!(err, "g.toml: missing section [data]");
+        let err = Grid::parse(Path::new("g.toml"), DATA)
+            .expect_err("no model")
+            .to_string();
+        assert_eq!(err, "g.toml: missing section [model]");
+        let text = format!("{DATA}{MODEL}");
+        let err = Grid::parse(Path::new("dir/my grid.toml"), &text)
+            .expect_err("bad stem")
+            .to_string();
+        assert!(
+            err.starts_with("dir/my grid.toml: invalid study name \"my grid\""),
+            "{err}"
+        );
+        assert!(err.contains("set `name` in [study]"), "{err}");
+    }
+
+    #[test]
+    fn valid_study_names() {
+        for good in ["a", "Z9", "dep_1.2-x", &"a".repeat(64)] {
+            assert!(super::is_valid_study_name(good), "{good}");
+        }
+        for bad in ["", "_a", ".a", "a b", "é", &"a".repeat(65)] {
+            assert!(!super::is_valid_study_name(bad), "{bad}");
+        }
+    }
+}

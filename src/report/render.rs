@@ -1,0 +1,488 @@
+//! Draws a built `Report` as text: terminal tables, GitHub markdown, CSV of the ranking, or JSON.
+
+use super::build::{AxisEffect, FailedRow, RankedRow, Report};
+use crate::error::InputError;
+use crate::trial::ParamValue;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// The output formats of a report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// Boxed tables for the terminal.
+    #[default]
+    Table,
+    /// GitHub-flavoured markdown tables under `##` headings.
+    Md,
+    /// The ranked rows only, as CSV.
+    Csv,
+    /// The whole report as pretty-printed JSON.
+    Json,
+}
+
+impl Format {
+    /// Every format, in the order help texts list them.
+    pub const ALL: [Format; 4] = [Format::Table, Format::Md, Format::Csv, Format::Json];
+
+    /// The format's name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Md => "md",
+            Format::Csv => "csv",
+            Format::Json => "json",
+        }
+    }
+
+    /// Reads a format name (`markdown` is accepted for `md`); None when unknown.
+    pub fn parse(name: &str) -> Option<Format> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "table" => Some(Format::Table),
+            "md" | "markdown" => Some(Format::Md),
+            "csv" => Some(Format::Csv),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = InputError;
+
+    fn from_str(name: &str) -> Result<Format, InputError> {
+        Format::parse(name).ok_or_else(|| {
+            InputError::new(format!(
+                "unknown report format '{name}' (expected table, md, csv or json)"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Draws `report` in `format`; the text ends with a newline.
+pub fn render(report: &Report, format: Format) -> String {
+    match format {
+        Format::Table => render_table(report),
+        Format::Md => render_markdown(report),
+        Format::Csv => render_csv(report),
+        Format::Json => render_json(report),
+    }
+}
+
+/// A titled table of already formatted cells, drawn by either the terminal or the markdown writer.
+struct Section {
+    title: String,
+    header: Vec<String>,
+    /// Per column: whether it holds numbers (right-aligned).
+    numeric: Vec<bool>,
+    rows: Vec<Vec<String>>,
+    /// Shown instead of the table when there are no rows.
+    when_empty: &'static str,
+}
+
+fn summary_line(report: &Report) -> String {
+    let c = &report.counts;
+    format!(
+        "study {}: {} trials ({} complete, {} failed, {} pending, {} running)",
+        report.study, c.total, c.complete, c.failed, c.pending, c.running
+    )
+}
+
+fn sections(report: &Report) -> Vec<Section> {
+    let mut sections = vec![ranked_section(report)];
+    sections.extend(report.effects.iter().map(effect_section));
+    if !report.failed.is_empty() {
+        sections.push(failed_section(report));
+    }
+    sections
+}
+
+fn ranked_section(report: &Report) -> Section {
+    let title = if report.ranked.len() < report.ranked_total {
+        format!(
+            "Ranked trials (top {} of {})",
+            report.ranked.len(),
+            report.ranked_total
+        )
+    } else {
+        "Ranked trials".to_string()
+    };
+    let mut header = vec!["rank", "trial", "val_accuracy", "best_val_accuracy"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    header.extend(report.axes.iter().cloned());
+    header.extend(["epochs".to_string(), "seconds".to_string()]);
+    let mut numeric = vec![true; 4];
+    numeric.extend(report.axes.iter().map(|axis| axis_is_numeric(report, axis)));
+    numeric.extend([true, true]);
+    let rows = report
+        .ranked
+        .iter()
+        .map(|row| ranked_cells(row, &report.axes))
+        .collect();
+    Section {
+        title,
+        header,
+        numeric,
+        rows,
+        when_empty: "no complete trials yet",
+    }
+}
+
+fn ranked_cells(row: &RankedRow, axes: &[String]) -> Vec<String> {
+    let mut cells = vec![
+        row.rank.to_string(),
+        row.trial.to_string(),
+        accuracy(row.val_accuracy),
+        accuracy(row.best_val_accuracy),
+    ];
+    cells.extend(param_cells(&row.params, axes, "-"));
+    cells.extend([row.epochs.to_string(), format!("{:.1}", row.seconds)]);
+    cells
+}
+
+fn effect_section(effect: &AxisEffect) -> Section {
+    let header = [
+        effect.axis.as_str(),
+        "n",
+        "mean val_accuracy",
+        "best val_accuracy",
+    ]
+    .map(String::from)
+    .to_vec();
+    let value_numeric = effect.values.iter().all(|v| v.value.as_f64().is_some());
+    let rows = effect
+        .values
+        .iter()
+        .map(|v| {
+            vec![
+                v.value.to_string(),
+                v.n.to_string(),
+                v.mean_val_accuracy.map_or("-".to_string(), accuracy),
+                v.best_val_accuracy.map_or("-".to_string(), accuracy),
+            ]
+        })
+        .collect();
+    Section {
+        title: format!("Effect of {}", effect.axis),
+        header,
+        numeric: vec![value_numeric, true, true, true],
+        rows,
+        when_empty: "no values",
+    }
+}
+
+fn failed_section(report: &Report) -> Section {
+    let mut header = vec!["trial".to_string()];
+    header.extend(report.axes.iter().cloned());
+    header.push("error".to_string());
+    let mut numeric = vec![true];
+    numeric.extend(report.axes.iter().map(|axis| axis_is_numeric(report, axis)));
+    numeric.push(false);
+    let rows = report
+        .failed
+        .iter()
+        .map(|row| failed_cells(row, &report.axes))
+        .collect();
+    Section {
+        title: "Failed trials".to_string(),
+        header,
+        numeric,
+        rows,
+        when_empty: "no failed trials",
+    }
+}
+
+fn failed_cells(row: &FailedRow, axes: &[String]) -> Vec<String> {
+    let mut cells = vec![row.trial.to_string()];
+    cells.extend(param_cells(&row.params, axes, "-"));
+    cells.push(row.error.clone());
+    cells
+}
+
+/// Whether every value an axis takes is a number (its column is then right-aligned).
+fn axis_is_numeric(report: &Report, axis: &str) -> bool {
+    report
+        .effects
+        .iter()
+        .find(|e| e.axis == axis)
+        .is_some_and(|e| e.values.iter().all(|v| v.value.as_f64().is_some()))
+}
+
+/// One cell per axis: the trial's value, or `missing` when the trial lacks that axis.
+fn param_cells(
+    params: &BTreeMap<String, ParamValue>,
+    axes: &[String],
+    missing: &str,
+) -> Vec<String> {
+    axes.iter()
+        .map(|axis| {
+            params
+                .get(axis)
+                .map_or(missing.to_string(), |v| v.to_string())
+        })
+        .collect()
+}
+
+fn accuracy(value: f64) -> String {
+    format!("{value:.4}")
+}
+
+fn render_table(report: &Report) -> String {
+    let mut out = summary_line(report);
+    out.push('\n');
+    for section in sections(report) {
+        out.push('\n');
+        out.push_str(&section.title);
+        out.push('\n');
+        if section.rows.is_empty() {
+            out.push_str(&format!("({})\n", section.when_empty));
+        } else {
+            out.push_str(&terminal_table(&section).to_string());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn terminal_table(section: &Section) -> Table {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED);
+    table.set_header(section.header.clone());
+    for row in &section.rows {
+        table.add_row(row.clone());
+    }
+    for (index, &numeric) in section.numeric.iter().enumerate() {
+        if let (true, Some(column)) = (numeric, table.column_mut(index)) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}
+
+fn render_markdown(report: &Report) -> String {
+    let mut out = format!("# Study {}\n\n{}\n", report.study, summary_line(report));
+    for section in sections(report) {
+        out.push_str(&format!("\n## {}\n\n", section.title));
+        if section.rows.is_empty() {
+            out.push_str(&format!("_{}_\n", section.when_empty));
+        } else {
+            out.push_str(&markdown_table(&section));
+        }
+    }
+    out
+}
+
+fn markdown_table(section: &Section) -> String {
+    let alignments: Vec<String> = section
+        .numeric
+        .iter()
+        .map(|&numeric| if numeric { "---:" } else { "---" }.to_string())
+        .collect();
+    let mut out = markdown_row(&section.header);
+    out.push_str(&markdown_row(&alignments));
+    for row in &section.rows {
+        out.push_str(&markdown_row(row));
+    }
+    out
+}
+
+fn markdown_row(cells: &[String]) -> String {
+    let cells: Vec<String> = cells.iter().map(|c| markdown_escape(c)).collect();
+    format!("| {} |\n", cells.join(" | "))
+}
+
+/// Keeps a cell inside its markdown table cell: pipes escaped, line breaks flattened.
+fn markdown_escape(cell: &str) -> String {
+    cell.replace('|', "\\|").replace(['\r', '\n'], " ")
+}
+
+/// The ranked rows as CSV; numbers at full precision, a missing axis value as an empty field.
+fn render_csv(report: &Report) -> String {
+    let mut header: Vec<String> = ["rank", "trial", "val_accuracy", "best_val_accuracy"]
+        .map(String::from)
+        .to_vec();
+    header.extend(report.axes.iter().cloned());
+    header.extend(["epochs".to_string(), "seconds".to_string()]);
+    let mut out = csv_line(&header);
+    for row in &report.ranked {
+        let mut cells = vec![
+            row.rank.to_string(),
+            row.trial.to_string(),
+            row.val_accuracy.to_string(),
+            row.best_val_accuracy.to_string(),
+        ];
+        cells.extend(param_cells(&row.params, &report.axes, ""));
+        cells.extend([row.epochs.to_string(), row.seconds.to_string()]);
+        out.push_str(&csv_line(&cells));
+    }
+    out
+}
+
+fn csv_line(fields: &[String]) -> String {
+    let fields: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+    format!("{}\n", fields.join(","))
+}
+
+/// Quotes a field when it holds a comma, quote or line break, doubling inner quotes (RFC 4180).
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
+fn render_json(report: &Report) -> String {
+    // Every map key in a Report is a String, so serialization cannot fail.
+    let mut out = serde_json::to_string_pretty(report).expect("a Report always serializes");
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::build::{build, tests as fixtures};
+
+    fn report(top: Option<usize>) -> Report {
+        build(&fixtures::study(), &fixtures::trials(), top)
+    }
+
+    #[test]
+    fn parses_format_names() {
+        assert_eq!(Format::parse("table"), Some(Format::Table));
+        assert_eq!(Format::parse("MD"), Some(Format::Md));
+        assert_eq!(Format::parse("markdown"), Some(Format::Md));
+        assert_eq!("csv".parse::<Format>().ok(), Some(Format::Csv));
+        assert_eq!(Format::parse("json"), Some(Format::Json));
+        let err = "xml".parse::<Format>().expect_err("xml is unknown");
+        assert!(err.to_string().contains("'xml'"));
+        for format in Format::ALL {
+            assert_eq!(Format::parse(format.as_str()), Some(format));
+        }
+    }
+
+    #[test]
+    fn csv_is_exact() {
+        let expected = "\
+rank,trial,val_accuracy,best_val_accuracy,head_size,learning_rate,optimizer,epochs,seconds
+1,2,0.9,0.95,0,0.01,adam,4,20
+1,4,0.9,0.92,128,0.01,adam,4,8
+";
+        assert_eq!(render(&report(Some(2)), Format::Csv), expected);
+    }
+
+    #[test]
+    fn csv_quotes_fields_and_leaves_missing_values_empty() {
+        let mut r = report(Some(1));
+        r.axes.push("note".to_string());
+        r.ranked[0]
+            .params
+            .insert("note".into(), ParamValue::Str("a,\"b\"".into()));
+        r.axes.push("absent".to_string());
+        let csv = render(&r, Format::Csv);
+        let last = csv.lines().nth(1).expect("one data row");
+        assert_eq!(last, "1,2,0.9,0.95,0,0.01,adam,\"a,\"\"b\"\"\",,4,20");
+        assert_eq!(csv_field("x\ny"), "\"x\ny\"");
+    }
+
+    #[test]
+    fn json_parses_back() {
+        let r = report(Some(3));
+        let text = render(&r, Format::Json);
+        let value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(value["study"], "flowers");
+        assert_eq!(value["counts"]["complete"], 5);
+        assert_eq!(value["counts"]["pending"], 1);
+        assert_eq!(value["ranked_total"], 5);
+        assert_eq!(value["axes"][2], "optimizer");
+        let ranked = value["ranked"].as_array().expect("ranked array");
+        assert_eq!(ranked.len(), 3);
+        assert_eq!(ranked[2]["rank"], 1);
+        assert_eq!(ranked[2]["trial"], 3);
+        assert_eq!(ranked[0]["key"], "k2");
+        assert_eq!(ranked[0]["params"]["learning_rate"], 0.01);
+        assert_eq!(ranked[0]["params"]["head_size"], 0);
+        assert_eq!(value["failed"][0]["error"], "out of memory");
+        let lr = &value["effects"][1];
+        assert_eq!(lr["axis"], "learning_rate");
+        assert_eq!(lr["values"][2]["value"], 0.1);
+        assert_eq!(lr["values"][2]["n"], 0);
+        assert!(lr["values"][2]["mean_val_accuracy"].is_null());
+        let back: Report = serde_json::from_str(&text).expect("parses into Report");
+        assert_eq!(back.ranked.len(), 3);
+        assert_eq!(back.effects.len(), 3);
+    }
+
+    #[test]
+    fn markdown_has_headings_and_rows() {
+        let md = render(&report(None), Format::Md);
+        assert!(md.starts_with("# Study flowers\n"));
+        assert!(md.contains("study flowers: 8 trials (5 complete, 1 failed, 1 pending, 1 running)"));
+        for heading in [
+            "## Ranked trials\n",
+            "## Effect of head_size\n",
+            "## Effect of learning_rate\n",
+            "## Effect of optimizer\n",
+            "## Failed trials\n",
+        ] {
+            assert!(md.contains(heading), "missing {heading:?} in\n{md}");
+        }
+        assert!(md.contains(
+            "| rank | trial | val_accuracy | best_val_accuracy | head_size | learning_rate | optimizer | epochs | seconds |\n\
+             | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n\
+             | 1 | 2 | 0.9000 | 0.9500 | 0 | 0.01 | adam | 4 | 20.0 |\n"
+        ));
+        assert!(md.contains("| 4 | 1 | 0.8000 | 0.8500 | 0 | 0.001 | adam | 4 | 12.5 |\n"));
+        assert!(md.contains("| 0.001 | 3 | 0.8000 | 0.9000 |\n"));
+        assert!(md.contains("| 0.1 | 0 | - | - |\n"));
+        assert!(md.contains("| 6 | 128 | 0.01 | sgd | out of memory |\n"));
+    }
+
+    #[test]
+    fn markdown_escapes_pipes() {
+        assert_eq!(markdown_escape("a|b\nc"), "a\\|b c");
+    }
+
+    #[test]
+    fn table_has_summary_and_all_sections() {
+        let text = render(&report(Some(2)), Format::Table);
+        let first = text.lines().next().expect("a first line");
+        assert_eq!(
+            first,
+            "study flowers: 8 trials (5 complete, 1 failed, 1 pending, 1 running)"
+        );
+        assert!(text.contains("Ranked trials (top 2 of 5)"));
+        assert!(text.contains("Effect of optimizer"));
+        assert!(text.contains("Failed trials"));
+        assert!(text.contains("0.9500"));
+        assert!(text.contains("20.0"));
+        assert!(text.contains("out of memory"));
+        assert!(!text.contains("12.5"), "top 2 hides trial 1:\n{text}");
+        let ranked_rows = text.lines().filter(|l| l.contains(" adam ")).count();
+        assert_eq!(
+            ranked_rows,
+            2 + 1,
+            "two ranked rows and the optimizer table's adam row"
+        );
+    }
+
+    #[test]
+    fn table_without_trials_says_so() {
+        let r = build(&fixtures::study(), &[], None);
+        let text = render(&r, Format::Table);
+        assert_eq!(
+            text,
+            "study flowers: 0 trials (0 complete, 0 failed, 0 pending, 0 running)\n\nRanked trials\n(no complete trials yet)\n"
+        );
+    }
+}

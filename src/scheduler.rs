@@ -1,0 +1,168 @@
+//! Runs a plan's head groups on a pool of workers: claims, epochs, outcomes, Ctrl-C.
+
+use crate::store::Store;
+use crate::train::phases::HeadPhase;
+use crate::train::{finetune_phase, head_phase, summarize, HeadGroup, Interrupted, PhaseContext};
+use crate::trial::{EpochMetrics, TrialRecord};
+use indicatif::ProgressBar;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// How a sweep ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepSummary {
+    pub completed: usize,
+    pub failed: usize,
+    /// Trials put back to pending because the user interrupted.
+    pub released: usize,
+}
+
+impl SweepSummary {
+    fn add(&mut self, other: SweepSummary) {
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.released += other.released;
+    }
+}
+
+/// Run every pending trial of `groups` with `jobs` workers, each with its own store connection.
+pub fn run_sweep(
+    ctx: &PhaseContext,
+    db: &Path,
+    study_id: i64,
+    groups: Vec<HeadGroup>,
+    jobs: usize,
+    progress: &ProgressBar,
+) -> anyhow::Result<SweepSummary> {
+    let queue = Mutex::new(VecDeque::from(groups));
+    let worker_name = format!("{}-{}", hostname(), std::process::id());
+    let results: Vec<anyhow::Result<SweepSummary>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs.max(1))
+            .map(|w| {
+                let queue = &queue;
+                let name = format!("{worker_name}-{w}");
+                scope.spawn(move || -> anyhow::Result<SweepSummary> {
+                    let mut store = Store::open(db)?;
+                    let mut summary = SweepSummary::default();
+                    loop {
+                        if ctx.cancel.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let next = queue.lock().expect("queue lock").pop_front();
+                        let Some(group) = next else { break };
+                        summary.add(run_group(ctx, &mut store, study_id, &group, &name, progress)?);
+                    }
+                    Ok(summary)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+    });
+    let mut total = SweepSummary::default();
+    for result in results {
+        total.add(result?);
+    }
+    Ok(total)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
+}
+
+/// One head phase, then every claimed trial of the group branches from it.
+fn run_group(
+    ctx: &PhaseContext,
+    store: &mut Store,
+    study_id: i64,
+    group: &HeadGroup,
+    worker: &str,
+    progress: &ProgressBar,
+) -> anyhow::Result<SweepSummary> {
+    let keys: Vec<String> = group.trials.iter().map(|t| t.key.clone()).collect();
+    let claimed = store.claim(study_id, &keys, worker)?;
+    let mut summary = SweepSummary::default();
+    if claimed.is_empty() {
+        return Ok(summary);
+    }
+    let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
+    let started = Instant::now();
+    let settings = &claimed[0].settings;
+    progress.set_message(format!("head phase {}", describe(&claimed[0])));
+    let mut record_head_epoch = |m: &EpochMetrics| {
+        for &id in &ids {
+            store.record_epoch(id, m)?;
+        }
+        store.heartbeat(&ids)
+    };
+    let head = match head_phase(ctx, settings, &mut record_head_epoch) {
+        Ok(head) => head,
+        Err(e) if e.is::<Interrupted>() => {
+            store.release(&ids)?;
+            summary.released = ids.len();
+            return Ok(summary);
+        }
+        Err(e) => {
+            for &id in &ids {
+                store.fail_trial(id, &format!("head phase: {e:#}"))?;
+                progress.inc(1);
+            }
+            summary.failed = ids.len();
+            return Ok(summary);
+        }
+    };
+    let head_seconds = started.elapsed().as_secs_f64();
+    for (i, trial) in claimed.iter().enumerate() {
+        match finish_trial(ctx, store, trial, &head, head_seconds, progress) {
+            Ok(()) => summary.completed += 1,
+            Err(e) if e.is::<Interrupted>() => {
+                let rest: Vec<i64> = claimed[i..].iter().map(|t| t.id).collect();
+                store.release(&rest)?;
+                summary.released += rest.len();
+                break;
+            }
+            Err(e) => {
+                store.fail_trial(trial.id, &format!("{e:#}"))?;
+                summary.failed += 1;
+            }
+        }
+        progress.inc(1);
+    }
+    Ok(summary)
+}
+
+/// Complete a trial from the shared head phase: directly, or after its own fine-tune phase.
+fn finish_trial(
+    ctx: &PhaseContext,
+    store: &mut Store,
+    trial: &TrialRecord,
+    head: &HeadPhase,
+    head_seconds: f64,
+    progress: &ProgressBar,
+) -> anyhow::Result<()> {
+    let mut epochs = head.epochs.clone();
+    let started = Instant::now();
+    if trial.settings.unfreeze_depth > 0 {
+        progress.set_message(format!("fine-tune {}", describe(trial)));
+        let mut record = |m: &EpochMetrics| {
+            store.record_epoch(trial.id, m)?;
+            store.heartbeat(&[trial.id])
+        };
+        epochs.extend(finetune_phase(ctx, head, &trial.settings, &mut record)?);
+    }
+    let outcome = summarize(&epochs, head_seconds + started.elapsed().as_secs_f64());
+    store.complete_trial(trial.id, &outcome)
+}
+
+fn describe(trial: &TrialRecord) -> String {
+    trial
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,1164 @@
+//! The only door to SQLite: opens and migrates the database, and stores studies, trials and epochs.
+
+use crate::error::InputError;
+use crate::trial::{
+    EpochMetrics, Phase, StudyRecord, TrialOutcome, TrialRecord, TrialSpec, TrialState,
+};
+use anyhow::{anyhow, bail, Context};
+use rusqlite::{
+    params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The schema version this build writes and reads (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// How long a statement waits for another connection's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first 16 bytes of every SQLite 3 database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// The current time as RFC 3339 UTC with milliseconds, made by SQLite.
+macro_rules! now_sql {
+    () => {
+        "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+    };
+}
+
+/// Migration steps: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+
+const SCHEMA_V1: &str = "
+CREATE TABLE studies (
+    id INTEGER PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL,
+    grid_toml TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE trials (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    trial_key TEXT NOT NULL,
+    params_json TEXT NOT NULL,
+    settings_json TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'complete', 'failed')),
+    val_accuracy REAL,
+    best_val_accuracy REAL,
+    val_loss REAL,
+    epochs INTEGER,
+    seconds REAL,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    worker TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    heartbeat_at TEXT,
+    UNIQUE (study_id, trial_key)
+);
+CREATE INDEX trials_by_state ON trials(study_id, state);
+CREATE TABLE epochs (
+    trial_id INTEGER NOT NULL REFERENCES trials(id) ON DELETE CASCADE,
+    phase TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    train_loss REAL,
+    train_accuracy REAL,
+    val_loss REAL,
+    val_accuracy REAL,
+    seconds REAL,
+    PRIMARY KEY (trial_id, phase, epoch)
+);
+";
+
+/// The trial columns every trial query selects, in the order `TrialRow::from_row` reads them.
+const TRIAL_COLUMNS: &str = "id, study_id, trial_key, params_json, settings_json, state, \
+     val_accuracy, best_val_accuracy, val_loss, epochs, seconds, error, started_at, finished_at";
+
+const EPOCH_COLUMNS: &str =
+    "phase, epoch, train_loss, train_accuracy, val_loss, val_accuracy, seconds";
+
+/// Head epochs first, then fine-tune epochs, each by epoch number.
+const EPOCH_ORDER: &str = "CASE phase WHEN 'head' THEN 0 ELSE 1 END, epoch";
+
+/// A handle on one gridsearch database file.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) a database for reading and writing, migrated to the current schema.
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        create_parent_folders(path)?;
+        refuse_non_sqlite_file(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_error(path, e))?;
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(read_only_error(path).into());
+        }
+        refuse_newer_schema(&conn, path)?;
+        configure_for_writing(&conn).map_err(|e| open_error(path, e))?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Open an existing database for reading only (reports); it must already hold the current schema.
+    pub fn open_read_only(path: &Path) -> anyhow::Result<Store> {
+        if !path.exists() {
+            return Err(InputError::new(format!(
+                "{}: no such database (run `gridsearch run GRID` first)",
+                path.display()
+            ))
+            .into());
+        }
+        refuse_non_sqlite_file(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_error(path, e))?;
+        let version = schema_version(&conn).map_err(|e| open_error(path, e))?;
+        check_readable_version(path, version)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Insert the study, or return the existing one with its grid text replaced by `grid_toml`.
+    /// An existing study keeps its first fingerprint (see [`Store::study_fingerprint`]).
+    pub fn ensure_study(
+        &mut self,
+        name: &str,
+        grid_toml: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<StudyRecord> {
+        let tx = self.write_transaction()?;
+        let study = tx.query_row(
+            concat!(
+                "INSERT INTO studies (name, grid_toml, fingerprint, created_at) VALUES (?1, ?2, ?3, ",
+                now_sql!(),
+                ") ON CONFLICT (name) DO UPDATE SET grid_toml = excluded.grid_toml \
+                 RETURNING id, name, grid_toml, created_at"
+            ),
+            params![name, grid_toml, fingerprint],
+            study_from_row,
+        )?;
+        tx.commit()?;
+        Ok(study)
+    }
+
+    /// The fingerprint the study was created with, if the study exists.
+    pub fn study_fingerprint(&self, study_id: i64) -> anyhow::Result<Option<String>> {
+        let fingerprint = self
+            .conn
+            .query_row(
+                "SELECT fingerprint FROM studies WHERE id = ?1",
+                [study_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(fingerprint)
+    }
+
+    /// Add the trials not yet in the study as pending; returns how many were new.
+    pub fn add_trials(&mut self, study_id: i64, trials: &[TrialSpec]) -> anyhow::Result<usize> {
+        let tx = self.write_transaction()?;
+        let mut added = 0;
+        {
+            let mut insert = tx.prepare(
+                "INSERT OR IGNORE INTO trials (study_id, trial_key, params_json, settings_json, state) \
+                 VALUES (?1, ?2, ?3, ?4, 'pending')",
+            )?;
+            for spec in trials {
+                let params_json = serde_json::to_string(&spec.params)?;
+                let settings_json = serde_json::to_string(&spec.settings)?;
+                added += insert
+                    .execute(params![study_id, spec.key, params_json, settings_json])
+                    .with_context(|| format!("adding trial {} to study {study_id}", spec.key))?;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Of these keys, move those still pending to running for `worker`; returns them in key order.
+    pub fn claim(
+        &mut self,
+        study_id: i64,
+        keys: &[String],
+        worker: &str,
+    ) -> anyhow::Result<Vec<TrialRecord>> {
+        let tx = self.write_transaction()?;
+        let mut claimed = Vec::new();
+        {
+            let mut take = tx.prepare(concat!(
+                "UPDATE trials SET state = 'running', attempts = attempts + 1, worker = ?3, \
+                 started_at = ",
+                now_sql!(),
+                ", heartbeat_at = ",
+                now_sql!(),
+                ", finished_at = NULL, error = NULL, val_accuracy = NULL, \
+                 best_val_accuracy = NULL, val_loss = NULL, epochs = NULL, seconds = NULL \
+                 WHERE study_id = ?1 AND trial_key = ?2 AND state = 'pending' RETURNING id"
+            ))?;
+            for key in keys {
+                let id: Option<i64> = take
+                    .query_row(params![study_id, key, worker], |row| row.get(0))
+                    .optional()?;
+                if let Some(id) = id {
+                    delete_epochs(&tx, id)?;
+                    claimed.push(trial_by_id(&tx, id)?);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    /// Mark these running trials as alive now.
+    pub fn heartbeat(&mut self, trial_ids: &[i64]) -> anyhow::Result<()> {
+        let tx = self.write_transaction()?;
+        {
+            let mut touch = tx.prepare(concat!(
+                "UPDATE trials SET heartbeat_at = ",
+                now_sql!(),
+                " WHERE id = ?1 AND state = 'running'"
+            ))?;
+            for id in trial_ids {
+                touch.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Put back to pending the running trials whose last heartbeat is at least `older_than` old.
+    pub fn requeue_stale(&mut self, study_id: i64, older_than: Duration) -> anyhow::Result<usize> {
+        let modifier = format!("-{:.3} seconds", older_than.as_secs_f64());
+        let tx = self.write_transaction()?;
+        let ids: Vec<i64> = {
+            let mut requeue = tx.prepare(
+                "UPDATE trials SET state = 'pending', worker = NULL, started_at = NULL, \
+                 heartbeat_at = NULL WHERE study_id = ?1 AND state = 'running' \
+                 AND (heartbeat_at IS NULL \
+                      OR heartbeat_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)) \
+                 RETURNING id",
+            )?;
+            let rows = requeue.query_map(params![study_id, modifier], |row| row.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for id in &ids {
+            delete_epochs(&tx, *id)?;
+        }
+        tx.commit()?;
+        Ok(ids.len())
+    }
+
+    /// Store one epoch's metrics, replacing any earlier row for the same phase and epoch.
+    pub fn record_epoch(&mut self, trial_id: i64, metrics: &EpochMetrics) -> anyhow::Result<()> {
+        let tx = self.write_transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO epochs (trial_id, phase, epoch, train_loss, train_accuracy, \
+             val_loss, val_accuracy, seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                trial_id,
+                metrics.phase.as_str(),
+                count_to_sql(metrics.epoch)?,
+                metrics.train_loss,
+                metrics.train_accuracy,
+                metrics.val_loss,
+                metrics.val_accuracy,
+                metrics.seconds
+            ],
+        )
+        .with_context(|| format!("recording an epoch of trial {trial_id}"))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Mark the trial complete with its outcome.
+    pub fn complete_trial(&mut self, trial_id: i64, outcome: &TrialOutcome) -> anyhow::Result<()> {
+        let tx = self.write_transaction()?;
+        let changed = tx.execute(
+            concat!(
+                "UPDATE trials SET state = 'complete', val_accuracy = ?2, best_val_accuracy = ?3, \
+                 val_loss = ?4, epochs = ?5, seconds = ?6, error = NULL, finished_at = ",
+                now_sql!(),
+                " WHERE id = ?1"
+            ),
+            params![
+                trial_id,
+                outcome.val_accuracy,
+                outcome.best_val_accuracy,
+                outcome.val_loss,
+                count_to_sql(outcome.epochs)?,
+                outcome.seconds
+            ],
+        )?;
+        ensure_one_trial_changed(changed, trial_id)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Mark the trial failed with its error message.
+    pub fn fail_trial(&mut self, trial_id: i64, error: &str) -> anyhow::Result<()> {
+        let tx = self.write_transaction()?;
+        let changed = tx.execute(
+            concat!(
+                "UPDATE trials SET state = 'failed', error = ?2, val_accuracy = NULL, \
+                 best_val_accuracy = NULL, val_loss = NULL, epochs = NULL, seconds = NULL, \
+                 finished_at = ",
+                now_sql!(),
+                " WHERE id = ?1"
+            ),
+            params![trial_id, error],
+        )?;
+        ensure_one_trial_changed(changed, trial_id)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Put interrupted running trials back to pending and forget their epochs; others are untouched.
+    pub fn release(&mut self, trial_ids: &[i64]) -> anyhow::Result<()> {
+        let tx = self.write_transaction()?;
+        {
+            let mut release = tx.prepare(
+                "UPDATE trials SET state = 'pending', worker = NULL, started_at = NULL, \
+                 heartbeat_at = NULL WHERE id = ?1 AND state = 'running'",
+            )?;
+            for id in trial_ids {
+                if release.execute([id])? == 1 {
+                    delete_epochs(&tx, *id)?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn study(&self, name: &str) -> anyhow::Result<Option<StudyRecord>> {
+        let study = self
+            .conn
+            .query_row(
+                "SELECT id, name, grid_toml, created_at FROM studies WHERE name = ?1",
+                [name],
+                study_from_row,
+            )
+            .optional()?;
+        Ok(study)
+    }
+
+    /// The most recently created study.
+    pub fn latest_study(&self) -> anyhow::Result<Option<StudyRecord>> {
+        let study = self
+            .conn
+            .query_row(
+                "SELECT id, name, grid_toml, created_at FROM studies \
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+                [],
+                study_from_row,
+            )
+            .optional()?;
+        Ok(study)
+    }
+
+    /// Every study, oldest first.
+    pub fn studies(&self) -> anyhow::Result<Vec<StudyRecord>> {
+        let mut select = self
+            .conn
+            .prepare("SELECT id, name, grid_toml, created_at FROM studies ORDER BY id")?;
+        let studies = select.query_map([], study_from_row)?;
+        Ok(studies.collect::<Result<_, _>>()?)
+    }
+
+    /// Every trial of the study, by id.
+    pub fn trials(&self, study_id: i64) -> anyhow::Result<Vec<TrialRecord>> {
+        let sql = format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 ORDER BY id");
+        let mut select = self.conn.prepare(&sql)?;
+        let rows = select.query_map([study_id], TrialRow::from_row)?;
+        rows.map(|row| row?.into_record()).collect()
+    }
+
+    /// The trial's epochs: head phase first, then fine-tune, each by epoch.
+    pub fn epochs(&self, trial_id: i64) -> anyhow::Result<Vec<EpochMetrics>> {
+        let sql = format!(
+            "SELECT {EPOCH_COLUMNS} FROM epochs WHERE trial_id = ?1 ORDER BY {EPOCH_ORDER}"
+        );
+        let mut select = self.conn.prepare(&sql)?;
+        let rows = select.query_map([trial_id], EpochRow::from_row)?;
+        rows.map(|row| row?.into_metrics(trial_id)).collect()
+    }
+
+    /// The epochs of every trial of the study that has any, by trial id.
+    pub fn epochs_of_study(
+        &self,
+        study_id: i64,
+    ) -> anyhow::Result<BTreeMap<i64, Vec<EpochMetrics>>> {
+        let sql = format!(
+            "SELECT trial_id, {EPOCH_COLUMNS} FROM epochs \
+             WHERE trial_id IN (SELECT id FROM trials WHERE study_id = ?1) \
+             ORDER BY trial_id, {EPOCH_ORDER}"
+        );
+        let mut select = self.conn.prepare(&sql)?;
+        let rows = select.query_map([study_id], |row| {
+            Ok((row.get::<_, i64>(0)?, EpochRow::from_row_at(row, 1)?))
+        })?;
+        let mut by_trial: BTreeMap<i64, Vec<EpochMetrics>> = BTreeMap::new();
+        for row in rows {
+            let (trial_id, epoch) = row?;
+            by_trial
+                .entry(trial_id)
+                .or_default()
+                .push(epoch.into_metrics(trial_id)?);
+        }
+        Ok(by_trial)
+    }
+
+    /// Apply the migration steps from the stored version up to [`SCHEMA_VERSION`] in one transaction.
+    fn migrate(&mut self) -> anyhow::Result<()> {
+        let path = self.path.clone();
+        let tx = self.write_transaction()?;
+        let version = schema_version(&tx)?;
+        check_not_newer(&path, version)?;
+        if version == 0 && has_tables(&tx)? {
+            return Err(InputError::new(format!(
+                "{}: a SQLite database of another program (it has tables but no gridsearch schema)",
+                path.display()
+            ))
+            .into());
+        }
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        for (from, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(step)
+                .with_context(|| format!("{}: migrating schema version {from}", path.display()))?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A transaction that takes the write lock at once, so it never fails half-way on a busy lock.
+    fn write_transaction(&mut self) -> anyhow::Result<Transaction<'_>> {
+        let path = self.path.display().to_string();
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::ReadOnly) => InputError::new(format!(
+                    "{path}: database is read-only (this command writes to it)"
+                ))
+                .into(),
+                _ => anyhow!(e).context(format!("{path}: starting a write transaction")),
+            })
+    }
+}
+
+fn create_parent_folders(path: &Path) -> anyhow::Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                InputError::new(format!("{}: cannot create its folder: {e}", path.display()))
+            })?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuse an existing, non-empty file that does not start with the SQLite header (without touching it).
+fn refuse_non_sqlite_file(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    if path.is_dir() {
+        return Err(InputError::new(format!(
+            "{}: is a folder, not a database file",
+            path.display()
+        ))
+        .into());
+    }
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(InputError::new(format!("{}: cannot read: {e}", path.display())).into())
+        }
+    };
+    let mut header = Vec::with_capacity(SQLITE_HEADER.len());
+    file.by_ref()
+        .take(SQLITE_HEADER.len() as u64)
+        .read_to_end(&mut header)
+        .map_err(|e| InputError::new(format!("{}: cannot read: {e}", path.display())))?;
+    if header.is_empty() || header == SQLITE_HEADER {
+        Ok(())
+    } else {
+        Err(not_sqlite_error(path).into())
+    }
+}
+
+fn not_sqlite_error(path: &Path) -> InputError {
+    InputError::new(format!(
+        "{}: not a SQLite database (the file holds something else; give another database path)",
+        path.display()
+    ))
+}
+
+fn read_only_error(path: &Path) -> InputError {
+    InputError::new(format!(
+        "{}: database is read-only (this command needs to write to it and its folder)",
+        path.display()
+    ))
+}
+
+/// Phrase a SQLite failure while opening as an input error where the file is at fault.
+fn open_error(path: &Path, error: rusqlite::Error) -> anyhow::Error {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => not_sqlite_error(path).into(),
+        Some(ErrorCode::ReadOnly) => read_only_error(path).into(),
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            InputError::new(format!("{}: cannot open database: {error}", path.display())).into()
+        }
+        _ => anyhow!(error).context(format!("{}: opening database", path.display())),
+    }
+}
+
+/// WAL for concurrent readers and writers, foreign keys enforced, fsync only at checkpoints.
+fn configure_for_writing(conn: &Connection) -> rusqlite::Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |row| {
+            row.get::<_, String>(0)
+        })?;
+    }
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+fn refuse_newer_schema(conn: &Connection, path: &Path) -> anyhow::Result<()> {
+    let version = schema_version(conn).map_err(|e| open_error(path, e))?;
+    check_not_newer(path, version)
+}
+
+fn check_not_newer(path: &Path, version: i64) -> anyhow::Result<()> {
+    if version > SCHEMA_VERSION {
+        return Err(InputError::new(format!(
+            "{}: database schema version {version} is newer than this gridsearch supports \
+             ({SCHEMA_VERSION}); use a newer gridsearch",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// A read-only handle cannot migrate, so it needs exactly the current schema.
+fn check_readable_version(path: &Path, version: i64) -> anyhow::Result<()> {
+    check_not_newer(path, version)?;
+    if version == 0 {
+        return Err(InputError::new(format!(
+            "{}: not a gridsearch database (run `gridsearch run GRID` first)",
+            path.display()
+        ))
+        .into());
+    }
+    if version < SCHEMA_VERSION {
+        return Err(InputError::new(format!(
+            "{}: database schema version {version} is older than {SCHEMA_VERSION}; \
+             run `gridsearch run GRID` once to upgrade it",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
+        [],
+        |row| row.get(0),
+    )
+}
+
+fn delete_epochs(tx: &Transaction<'_>, trial_id: i64) -> rusqlite::Result<usize> {
+    tx.execute("DELETE FROM epochs WHERE trial_id = ?1", [trial_id])
+}
+
+fn ensure_one_trial_changed(changed: usize, trial_id: i64) -> anyhow::Result<()> {
+    if changed != 1 {
+        bail!("no trial with id {trial_id} in the database");
+    }
+    Ok(())
+}
+
+fn study_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StudyRecord> {
+    Ok(StudyRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        grid_toml: row.get(2)?,
+        created_at: row.get(3)?,
+    })
+}
+
+fn trial_by_id(conn: &Connection, trial_id: i64) -> anyhow::Result<TrialRecord> {
+    let sql = format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE id = ?1");
+    conn.query_row(&sql, [trial_id], TrialRow::from_row)?
+        .into_record()
+}
+
+/// SQLite integers are i64; counts of epochs always fit.
+fn count_to_sql(count: usize) -> anyhow::Result<i64> {
+    i64::try_from(count).with_context(|| format!("count {count} does not fit in SQLite"))
+}
+
+/// SQLite stores NaN as NULL, so a missing metric reads back as NaN.
+fn metric(value: Option<f64>) -> f64 {
+    value.unwrap_or(f64::NAN)
+}
+
+/// A trials row as stored, before its text columns are parsed.
+struct TrialRow {
+    id: i64,
+    study_id: i64,
+    key: String,
+    params_json: String,
+    settings_json: String,
+    state: String,
+    val_accuracy: Option<f64>,
+    best_val_accuracy: Option<f64>,
+    val_loss: Option<f64>,
+    epochs: Option<i64>,
+    seconds: Option<f64>,
+    error: Option<String>,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+}
+
+impl TrialRow {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TrialRow> {
+        Ok(TrialRow {
+            id: row.get(0)?,
+            study_id: row.get(1)?,
+            key: row.get(2)?,
+            params_json: row.get(3)?,
+            settings_json: row.get(4)?,
+            state: row.get(5)?,
+            val_accuracy: row.get(6)?,
+            best_val_accuracy: row.get(7)?,
+            val_loss: row.get(8)?,
+            epochs: row.get(9)?,
+            seconds: row.get(10)?,
+            error: row.get(11)?,
+            started_at: row.get(12)?,
+            finished_at: row.get(13)?,
+        })
+    }
+
+    fn into_record(self) -> anyhow::Result<TrialRecord> {
+        let id = self.id;
+        let state = TrialState::parse(&self.state)
+            .ok_or_else(|| anyhow!("trial {id}: unknown state {:?}", self.state))?;
+        let outcome = match state {
+            TrialState::Complete => Some(self.outcome()?),
+            _ => None,
+        };
+        Ok(TrialRecord {
+            id,
+            study_id: self.study_id,
+            params: serde_json::from_str(&self.params_json)
+                .with_context(|| format!("trial {id}: reading its params"))?,
+            settings: serde_json::from_str(&self.settings_json)
+                .with_context(|| format!("trial {id}: reading its settings"))?,
+            key: self.key,
+            state,
+            outcome,
+            error: self.error,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        })
+    }
+
+    fn outcome(&self) -> anyhow::Result<TrialOutcome> {
+        let epochs = self
+            .epochs
+            .ok_or_else(|| anyhow!("trial {}: complete but without an epoch count", self.id))?;
+        Ok(TrialOutcome {
+            val_accuracy: metric(self.val_accuracy),
+            best_val_accuracy: metric(self.best_val_accuracy),
+            val_loss: metric(self.val_loss),
+            epochs: usize::try_from(epochs)
+                .with_context(|| format!("trial {}: bad epoch count {epochs}", self.id))?,
+            seconds: metric(self.seconds),
+        })
+    }
+}
+
+/// An epochs row as stored, before its phase is parsed.
+struct EpochRow {
+    phase: String,
+    epoch: i64,
+    train_loss: Option<f64>,
+    train_accuracy: Option<f64>,
+    val_loss: Option<f64>,
+    val_accuracy: Option<f64>,
+    seconds: Option<f64>,
+}
+
+impl EpochRow {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EpochRow> {
+        EpochRow::from_row_at(row, 0)
+    }
+
+    /// Read the [`EPOCH_COLUMNS`] starting at column `first`.
+    fn from_row_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<EpochRow> {
+        Ok(EpochRow {
+            phase: row.get(first)?,
+            epoch: row.get(first + 1)?,
+            train_loss: row.get(first + 2)?,
+            train_accuracy: row.get(first + 3)?,
+            val_loss: row.get(first + 4)?,
+            val_accuracy: row.get(first + 5)?,
+            seconds: row.get(first + 6)?,
+        })
+    }
+
+    fn into_metrics(self, trial_id: i64) -> anyhow::Result<EpochMetrics> {
+        let phase = Phase::parse(&self.phase)
+            .ok_or_else(|| anyhow!("trial {trial_id}: unknown phase {:?}", self.phase))?;
+        Ok(EpochMetrics {
+            phase,
+            epoch: usize::try_from(self.epoch)
+                .with_context(|| format!("trial {trial_id}: bad epoch number {}", self.epoch))?,
+            train_loss: metric(self.train_loss),
+            train_accuracy: metric(self.train_accuracy),
+            val_loss: metric(self.val_loss),
+            val_accuracy: metric(self.val_accuracy),
+            seconds: metric(self.seconds),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trial::{Optimizer, ParamValue, TrainSettings};
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Barrier};
+
+    fn spec(key: &str, learning_rate: f64) -> TrialSpec {
+        let mut params = BTreeMap::new();
+        params.insert(
+            "learning_rate".to_string(),
+            ParamValue::Float(learning_rate),
+        );
+        params.insert("head_size".to_string(), ParamValue::Int(64));
+        params.insert("optimizer".to_string(), ParamValue::Str("sgd".into()));
+        params.insert("augment".to_string(), ParamValue::Bool(true));
+        let settings = TrainSettings {
+            learning_rate,
+            head_size: 64,
+            optimizer: Optimizer::Sgd,
+            ..TrainSettings::default()
+        };
+        TrialSpec {
+            key: key.to_string(),
+            params,
+            settings,
+        }
+    }
+
+    fn epoch(phase: Phase, epoch: usize, val_accuracy: f64) -> EpochMetrics {
+        EpochMetrics {
+            phase,
+            epoch,
+            train_loss: 1.0 / epoch as f64,
+            train_accuracy: 0.5,
+            val_loss: 0.75,
+            val_accuracy,
+            seconds: 2.5,
+        }
+    }
+
+    fn keys(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("k{i:03}")).collect()
+    }
+
+    /// A fresh store in a temporary folder with one study holding the given trial keys.
+    fn store_with_trials(dir: &tempfile::TempDir, keys: &[String]) -> (Store, i64) {
+        let mut store = Store::open(&dir.path().join("sub/dir/gs.db")).unwrap();
+        let study = store.ensure_study("s", "[grid]\n", "fp1").unwrap();
+        let specs: Vec<TrialSpec> = keys.iter().map(|k| spec(k, 1e-3)).collect();
+        store.add_trials(study.id, &specs).unwrap();
+        (store, study.id)
+    }
+
+    fn state_of(store: &Store, study_id: i64, key: &str) -> TrialState {
+        let trials = store.trials(study_id).unwrap();
+        trials.iter().find(|t| t.key == key).unwrap().state
+    }
+
+    fn input_error_message(error: anyhow::Error) -> String {
+        error
+            .downcast_ref::<InputError>()
+            .unwrap_or_else(|| panic!("not an InputError: {error:#}"))
+            .to_string()
+    }
+
+    #[test]
+    fn round_trip_of_study_trials_epochs_outcome_and_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("gs.db")).unwrap();
+        let study = store
+            .ensure_study("flowers", "[train]\nx = 1\n", "fp")
+            .unwrap();
+        assert_eq!(study.name, "flowers");
+        assert_eq!(study.grid_toml, "[train]\nx = 1\n");
+        assert!(study.created_at.ends_with('Z') && study.created_at.contains('T'));
+        // An awkward float that the default serde_json parser reads back 1 ULP off.
+        let awkward = 4.390_000_732_824_144_4e-5;
+        let specs = vec![spec("a", awkward), spec("b", 0.1 + 0.2)];
+        assert_eq!(store.add_trials(study.id, &specs).unwrap(), 2);
+
+        let claimed = store
+            .claim(study.id, &["a".into(), "b".into()], "w1")
+            .unwrap();
+        let (a, b) = (claimed[0].id, claimed[1].id);
+        store
+            .record_epoch(a, &epoch(Phase::Finetune, 1, 0.8))
+            .unwrap();
+        store.record_epoch(a, &epoch(Phase::Head, 2, 0.7)).unwrap();
+        store.record_epoch(a, &epoch(Phase::Head, 1, 0.6)).unwrap();
+        let mut diverged = epoch(Phase::Head, 1, 0.1);
+        diverged.train_loss = f64::NAN;
+        store.record_epoch(b, &diverged).unwrap();
+        let outcome = TrialOutcome {
+            val_accuracy: 0.8,
+            best_val_accuracy: 0.81,
+            val_loss: 0.3,
+            epochs: 3,
+            seconds: 12.5,
+        };
+        store.complete_trial(a, &outcome).unwrap();
+        store.fail_trial(b, "out of memory").unwrap();
+
+        let trials = store.trials(study.id).unwrap();
+        assert_eq!(trials.len(), 2);
+        assert_eq!(trials[0].key, "a");
+        assert_eq!(trials[0].params, specs[0].params);
+        assert_eq!(trials[0].settings, specs[0].settings);
+        assert_eq!(trials[0].state, TrialState::Complete);
+        assert_eq!(trials[0].outcome, Some(outcome));
+        assert_eq!(trials[0].error, None);
+        assert!(trials[0].started_at.is_some() && trials[0].finished_at.is_some());
+        assert_eq!(trials[1].settings, specs[1].settings);
+        assert_eq!(trials[1].state, TrialState::Failed);
+        assert_eq!(trials[1].outcome, None);
+        assert_eq!(trials[1].error.as_deref(), Some("out of memory"));
+
+        let epochs = store.epochs(a).unwrap();
+        let order: Vec<(Phase, usize)> = epochs.iter().map(|e| (e.phase, e.epoch)).collect();
+        assert_eq!(
+            order,
+            vec![(Phase::Head, 1), (Phase::Head, 2), (Phase::Finetune, 1)]
+        );
+        assert_eq!(epochs[1], epoch(Phase::Head, 2, 0.7));
+        let of_study = store.epochs_of_study(study.id).unwrap();
+        assert_eq!(of_study.len(), 2);
+        assert_eq!(of_study[&a], epochs);
+        assert!(of_study[&b][0].train_loss.is_nan());
+        assert_eq!(of_study[&b][0].val_accuracy, 0.1);
+    }
+
+    #[test]
+    fn record_epoch_replaces_the_same_phase_and_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, study_id) = store_with_trials(&dir, &keys(1));
+        let id = store.trials(study_id).unwrap()[0].id;
+        store.record_epoch(id, &epoch(Phase::Head, 1, 0.2)).unwrap();
+        store.record_epoch(id, &epoch(Phase::Head, 1, 0.9)).unwrap();
+        assert_eq!(store.epochs(id).unwrap(), vec![epoch(Phase::Head, 1, 0.9)]);
+    }
+
+    #[test]
+    fn ensure_study_returns_the_existing_study_with_the_latest_grid() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("gs.db")).unwrap();
+        let first = store.ensure_study("one", "old", "fp-old").unwrap();
+        let second = store.ensure_study("two", "g2", "fp2").unwrap();
+        let again = store.ensure_study("one", "new", "fp-new").unwrap();
+        assert_eq!(again.id, first.id);
+        assert_eq!(again.created_at, first.created_at);
+        assert_eq!(again.grid_toml, "new");
+        assert_eq!(store.study("one").unwrap(), Some(again.clone()));
+        assert_eq!(store.study("three").unwrap(), None);
+        assert_eq!(
+            store.study_fingerprint(first.id).unwrap().as_deref(),
+            Some("fp-old")
+        );
+        assert_eq!(store.studies().unwrap(), vec![again, second.clone()]);
+        assert_eq!(store.latest_study().unwrap(), Some(second));
+    }
+
+    #[test]
+    fn add_trials_twice_adds_only_new_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, study_id) = store_with_trials(&dir, &keys(3));
+        let same: Vec<TrialSpec> = keys(3).iter().map(|k| spec(k, 1e-3)).collect();
+        assert_eq!(store.add_trials(study_id, &same).unwrap(), 0);
+        let grown: Vec<TrialSpec> = keys(4).iter().map(|k| spec(k, 1e-3)).collect();
+        assert_eq!(store.add_trials(study_id, &grown).unwrap(), 1);
+        assert_eq!(store.trials(study_id).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn claim_takes_only_pending_trials_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, study_id) = store_with_trials(&dir, &keys(3));
+        let first = store.claim(study_id, &keys(2), "w1").unwrap();
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|t| t.state == TrialState::Running));
+        assert!(store.claim(study_id, &keys(2), "w2").unwrap().is_empty());
+        let rest = store.claim(study_id, &keys(3), "w2").unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].key, "k002");
+        let unknown = store.claim(study_id, &["nope".to_string()], "w2").unwrap();
+        assert!(unknown.is_empty());
+    }
+
+    #[test]
+    fn complete_fail_and_release_move_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, study_id) = store_with_trials(&dir, &keys(3));
+        let claimed = store.claim(study_id, &keys(3), "w").unwrap();
+        let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
+        let outcome = TrialOutcome {
+            val_accuracy: 0.5,
+            best_val_accuracy: 0.5,
+            val_loss: 1.0,
+            epochs: 1,
+            seconds: 1.0,
+        };
+        store.complete_trial(ids[0], &outcome).unwrap();
+        store.fail_trial(ids[1], "boom").unwrap();
+        store
+            .record_epoch(ids[2], &epoch(Phase::Head, 1, 0.3))
+            .unwrap();
+        store.release(&ids).unwrap();
+        assert_eq!(state_of(&store, study_id, "k000"), TrialState::Complete);
+        assert_eq!(state_of(&store, study_id, "k001"), TrialState::Failed);
+        assert_eq!(state_of(&store, study_id, "k002"), TrialState::Pending);
+        assert!(store.epochs(ids[2]).unwrap().is_empty());
+        let again = store.claim(study_id, &keys(3), "w").unwrap();
+        assert_eq!(again.len(), 1);
+        let attempts: i64 = store
+            .conn
+            .query_row("SELECT attempts FROM trials WHERE id = ?1", [ids[2]], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(attempts, 2);
+        assert!(store.complete_trial(9999, &outcome).is_err());
+    }
+
+    #[test]
+    fn requeue_stale_moves_only_old_running_trials() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, study_id) = store_with_trials(&dir, &keys(3));
+        let claimed = store.claim(study_id, &keys(2), "w").unwrap();
+        store.heartbeat(&[claimed[0].id]).unwrap();
+        store
+            .record_epoch(claimed[0].id, &epoch(Phase::Head, 1, 0.3))
+            .unwrap();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(store.requeue_stale(study_id, hour).unwrap(), 0);
+        assert_eq!(state_of(&store, study_id, "k000"), TrialState::Running);
+        assert_eq!(store.requeue_stale(study_id, Duration::ZERO).unwrap(), 2);
+        for key in keys(3) {
+            assert_eq!(state_of(&store, study_id, &key), TrialState::Pending);
+        }
+        assert!(store.epochs(claimed[0].id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn reopening_keeps_everything_at_schema_version_one_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, study_id) = store_with_trials(&dir, &keys(2));
+        let id = store.claim(study_id, &keys(1), "w").unwrap()[0].id;
+        store.record_epoch(id, &epoch(Phase::Head, 1, 0.4)).unwrap();
+        let trials = store.trials(study_id).unwrap();
+        let path = store.path().to_path_buf();
+        drop(store);
+
+        for reopened in [
+            Store::open(&path).unwrap(),
+            Store::open_read_only(&path).unwrap(),
+        ] {
+            assert_eq!(reopened.trials(study_id).unwrap(), trials);
+            assert_eq!(
+                reopened.epochs(id).unwrap(),
+                vec![epoch(Phase::Head, 1, 0.4)]
+            );
+            assert_eq!(schema_version(&reopened.conn).unwrap(), 1);
+            let mode: String = reopened
+                .conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+        }
+        let store = Store::open(&path).unwrap();
+        let foreign_keys: i64 = store
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(foreign_keys, 1);
+    }
+
+    #[test]
+    fn a_text_file_is_refused_and_left_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.db");
+        let text = b"these are my notes, not a database\n".repeat(200);
+        std::fs::write(&path, &text).unwrap();
+        let message = input_error_message(Store::open(&path).err().unwrap());
+        assert!(message.starts_with(&format!("{}: not a SQLite database", path.display())));
+        assert!(!message.contains('\n'));
+        let message = input_error_message(Store::open_read_only(&path).err().unwrap());
+        assert!(message.contains("not a SQLite database"));
+        assert_eq!(std::fs::read(&path).unwrap(), text);
+        let siblings = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(siblings, 1, "no -wal or -shm file was created");
+    }
+
+    #[test]
+    fn a_folder_and_a_missing_file_are_input_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let message = input_error_message(Store::open(dir.path()).err().unwrap());
+        assert!(message.contains("is a folder"));
+        let missing = dir.path().join("missing.db");
+        let message = input_error_message(Store::open_read_only(&missing).err().unwrap());
+        assert_eq!(
+            message,
+            format!(
+                "{}: no such database (run `gridsearch run GRID` first)",
+                missing.display()
+            )
+        );
+        assert!(!missing.exists());
+    }
+
+    #[test]
+    fn newer_schema_and_foreign_databases_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let newer = dir.path().join("newer.db");
+        Connection::open(&newer)
+            .unwrap()
+            .pragma_update(None, "user_version", 7)
+            .unwrap();
+        let message = input_error_message(Store::open(&newer).err().unwrap());
+        assert!(message.contains("version 7 is newer"), "{message}");
+        let message = input_error_message(Store::open_read_only(&newer).err().unwrap());
+        assert!(message.contains("version 7 is newer"), "{message}");
+
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE photos (id INTEGER)")
+            .unwrap();
+        let message = input_error_message(Store::open(&foreign).err().unwrap());
+        assert!(message.contains("another program"), "{message}");
+    }
+
+    #[test]
+    fn read_only_failures_are_input_errors_naming_the_path() {
+        let path = Path::new("/data/gs.db");
+        let failure = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            None,
+        );
+        let message = input_error_message(open_error(path, failure));
+        assert!(message.starts_with("/data/gs.db: database is read-only"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_write_protected_file_is_refused_for_writing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store_with_trials(&dir, &keys(1));
+        let path = store.path().to_path_buf();
+        drop(store);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let permissions_enforced = std::fs::OpenOptions::new().write(true).open(&path).is_err();
+        if permissions_enforced {
+            let message = input_error_message(Store::open(&path).err().unwrap());
+            assert!(message.contains("read-only"), "{message}");
+            assert!(message.contains(&path.display().to_string()));
+        }
+        assert_eq!(
+            Store::open_read_only(&path)
+                .unwrap()
+                .studies()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn two_handles_claiming_the_same_keys_concurrently_take_each_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = keys(50);
+        let (store, study_id) = store_with_trials(&dir, &all);
+        let path = store.path().to_path_buf();
+        drop(store);
+        let barrier = Arc::new(Barrier::new(2));
+        let workers: Vec<_> = ["w1", "w2"]
+            .into_iter()
+            .enumerate()
+            .map(|(n, worker)| {
+                let (path, barrier, mut order) = (path.clone(), barrier.clone(), all.clone());
+                if n == 1 {
+                    order.reverse();
+                }
+                std::thread::spawn(move || -> anyhow::Result<Vec<String>> {
+                    let mut store = Store::open(&path)?;
+                    barrier.wait();
+                    let mut taken = Vec::new();
+                    for key in order {
+                        for trial in store.claim(study_id, &[key], worker)? {
+                            store.heartbeat(&[trial.id])?;
+                            taken.push(trial.key);
+                        }
+                    }
+                    Ok(taken)
+                })
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        for worker in workers {
+            claimed.extend(worker.join().unwrap().unwrap());
+        }
+        assert_eq!(claimed.len(), 50, "every key claimed exactly once");
+        let distinct: BTreeSet<String> = claimed.into_iter().collect();
+        assert_eq!(distinct, all.into_iter().collect::<BTreeSet<_>>());
+    }
+}

@@ -1,0 +1,15 @@
+//! Training on candle: the shared-work plan, the recorded activations, and the two phases.
+
+pub mod features;
+pub mod fit;
+pub mod phases;
+pub mod plan;
+
+pub use features::FeatureBank;
+pub use phases::{finetune_phase, head_phase, summarize, PhaseContext};
+pub use plan::{HeadGroup, Plan};
+
+/// Raised from inside training when the user interrupts (Ctrl-C): nothing is recorded as failed.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;

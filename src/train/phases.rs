@@ -1,0 +1,115 @@
+//! The two phases of a trial: a new head on frozen features, then fine-tuning the last blocks.
+
+use super::features::FeatureBank;
+use super::fit::{fit, FitSettings, PhaseData};
+use crate::model::{Backbone, Head, HeadConfig};
+use crate::trial::{EpochMetrics, Phase, TrainSettings, TrialOutcome};
+use candle_core::Device;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::sync::atomic::AtomicBool;
+
+/// What every phase of a study reads.
+pub struct PhaseContext<'a> {
+    pub bank: &'a FeatureBank,
+    pub backbone: &'a dyn Backbone,
+    pub classes: usize,
+    pub device: &'a Device,
+    pub cancel: &'a AtomicBool,
+}
+
+/// A trained head, the metrics of its epochs, and the random stream where it stopped.
+pub struct HeadPhase {
+    pub head: Head,
+    pub epochs: Vec<EpochMetrics>,
+    rng: StdRng,
+}
+
+/// Phase 1: train a new head on the recorded pooled features (the backbone never runs).
+pub fn head_phase(
+    ctx: &PhaseContext,
+    settings: &TrainSettings,
+    on_epoch: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
+) -> anyhow::Result<HeadPhase> {
+    let mut rng = StdRng::seed_from_u64(settings.seed);
+    let config = HeadConfig {
+        feature_dim: ctx.backbone.info().feature_dim,
+        hidden: settings.head_size,
+        classes: ctx.classes,
+        dropout: settings.dropout,
+    };
+    let head = Head::new(config, &mut rng, ctx.device)?;
+    let data = PhaseData {
+        train_inputs: &ctx.bank.train.pooled,
+        train_labels: &ctx.bank.train.labels,
+        val_inputs: &ctx.bank.val.pooled,
+        val_labels: &ctx.bank.val.labels,
+    };
+    let fit_settings = fit_settings(settings, Phase::Head);
+    let forward = |x: &_, rng: Option<&mut StdRng>| head.forward(x, rng);
+    let epochs = fit(&fit_settings, &data, head.vars(), &forward, &mut rng, ctx.cancel, on_epoch)?;
+    Ok(HeadPhase { head, epochs, rng })
+}
+
+/// Phase 2: from the head phase's result, fine-tune the last `unfreeze_depth` blocks and the
+/// head together, starting from the recorded input of the first unfrozen block.
+pub fn finetune_phase<'a>(
+    ctx: &PhaseContext<'a>,
+    start: &HeadPhase,
+    settings: &TrainSettings,
+    on_epoch: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<EpochMetrics>> {
+    let depth = settings.unfreeze_depth;
+    let boundary = ctx.backbone.info().blocks - depth;
+    let recorded = |split: &'a super::features::Activations| -> anyhow::Result<&'a candle_core::Tensor> {
+        split
+            .boundaries
+            .get(&boundary)
+            .ok_or_else(|| anyhow::anyhow!("the backbone pass did not record block {boundary}"))
+    };
+    let data = PhaseData {
+        train_inputs: recorded(&ctx.bank.train)?,
+        train_labels: &ctx.bank.train.labels,
+        val_inputs: recorded(&ctx.bank.val)?,
+        val_labels: &ctx.bank.val.labels,
+    };
+    let head = start.head.fork()?;
+    let tail = ctx.backbone.trainable_tail(depth)?;
+    let mut vars = head.vars();
+    vars.extend(tail.vars().iter().cloned());
+    let mut rng = start.rng.clone();
+    let forward = |x: &_, rng: Option<&mut StdRng>| head.forward(&tail.forward(x)?, rng);
+    let fit_settings = fit_settings(settings, Phase::Finetune);
+    fit(&fit_settings, &data, vars, &forward, &mut rng, ctx.cancel, on_epoch)
+}
+
+fn fit_settings(settings: &TrainSettings, phase: Phase) -> FitSettings {
+    let (epochs, learning_rate) = match phase {
+        Phase::Head => (settings.head_epochs, settings.learning_rate),
+        Phase::Finetune => (
+            settings.finetune_epochs,
+            settings.learning_rate * settings.finetune_lr_factor,
+        ),
+    };
+    FitSettings {
+        phase,
+        epochs,
+        batch_size: settings.batch_size,
+        patience: settings.patience,
+        learning_rate,
+        optimizer: settings.optimizer,
+        weight_decay: settings.weight_decay,
+    }
+}
+
+/// A trial's outcome from all its epochs: the final epoch's validation scores and the best.
+pub fn summarize(epochs: &[EpochMetrics], seconds: f64) -> TrialOutcome {
+    let last = epochs.last();
+    TrialOutcome {
+        val_accuracy: last.map_or(0.0, |e| e.val_accuracy),
+        best_val_accuracy: epochs.iter().map(|e| e.val_accuracy).fold(0.0, f64::max),
+        val_loss: last.map_or(f64::NAN, |e| e.val_loss),
+        epochs: epochs.len(),
+        seconds,
+    }
+}

@@ -1,0 +1,109 @@
+//! The shared work of a set of trials: which head phases and backbone boundaries they need.
+
+use crate::trial::TrialSpec;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// Trials that differ only in fine-tune settings: they share one head phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadGroup {
+    pub head_key: String,
+    pub trials: Vec<TrialSpec>,
+}
+
+/// What running a set of trials costs once shared work is shared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub groups: Vec<HeadGroup>,
+    /// Block indices whose inputs the backbone pass records (block `blocks - d` for depth d).
+    pub boundaries: BTreeSet<usize>,
+    pub backbone_blocks: usize,
+}
+
+impl Plan {
+    /// Group `trials` by head phase (first-appearance order) and collect their boundaries.
+    pub fn new(trials: &[TrialSpec], backbone_blocks: usize) -> Plan {
+        let mut groups: Vec<HeadGroup> = Vec::new();
+        for trial in trials {
+            let key = trial.settings.head_phase_key();
+            match groups.iter_mut().find(|g| g.head_key == key) {
+                Some(group) => group.trials.push(trial.clone()),
+                None => groups.push(HeadGroup {
+                    head_key: key,
+                    trials: vec![trial.clone()],
+                }),
+            }
+        }
+        let boundaries = trials
+            .iter()
+            .map(|t| t.settings.unfreeze_depth)
+            .filter(|&d| d > 0)
+            .map(|d| backbone_blocks - d)
+            .collect();
+        Plan {
+            groups,
+            boundaries,
+            backbone_blocks,
+        }
+    }
+
+    pub fn trial_count(&self) -> usize {
+        self.groups.iter().map(|g| g.trials.len()).sum()
+    }
+
+    pub fn finetune_count(&self) -> usize {
+        self.groups
+            .iter()
+            .flat_map(|g| &g.trials)
+            .filter(|t| t.settings.unfreeze_depth > 0)
+            .count()
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let depths: Vec<String> = self
+            .boundaries
+            .iter()
+            .map(|b| format!("block {b} (unfreeze {})", self.backbone_blocks - b))
+            .collect();
+        writeln!(f, "{} trials", self.trial_count())?;
+        writeln!(
+            f,
+            "1 backbone pass over the images, recording the pooled features{}",
+            if depths.is_empty() { String::new() } else { format!(" and the inputs of {}", depths.join(", ")) }
+        )?;
+        writeln!(
+            f,
+            "{} head phases (instead of {}), {} fine-tune phases",
+            self.groups.len(),
+            self.trial_count(),
+            self.finetune_count()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trial::TrainSettings;
+    use std::collections::BTreeMap;
+
+    fn trial(lr: f64, depth: usize) -> TrialSpec {
+        let settings = TrainSettings { learning_rate: lr, unfreeze_depth: depth, ..TrainSettings::default() };
+        TrialSpec { key: format!("{lr}-{depth}"), params: BTreeMap::new(), settings }
+    }
+
+    #[test]
+    fn trials_differing_only_in_unfreeze_depth_share_a_head_phase() {
+        let trials = [trial(1e-3, 0), trial(1e-3, 2), trial(3e-3, 0), trial(3e-3, 2), trial(3e-3, 5)];
+        let plan = Plan::new(&trials, 16);
+        assert_eq!(plan.groups.len(), 2);
+        assert_eq!(plan.groups[1].trials.len(), 3);
+        assert_eq!(plan.boundaries, BTreeSet::from([11, 14]));
+        assert_eq!(plan.finetune_count(), 3);
+        let text = plan.to_string();
+        assert!(text.contains("2 head phases (instead of 5), 3 fine-tune phases"), "{text}");
+        assert!(text.contains("block 14 (unfreeze 2)"), "{text}");
+    }
+}
