@@ -53,13 +53,18 @@ pub fn run_sweep(
                         }
                         let next = queue.lock().expect("queue lock").pop_front();
                         let Some(group) = next else { break };
-                        summary.add(run_group(ctx, &mut store, study_id, &group, &name, progress)?);
+                        summary.add(run_group(
+                            ctx, &mut store, study_id, &group, &name, progress,
+                        )?);
                     }
                     Ok(summary)
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker panicked"))
+            .collect()
     });
     let mut total = SweepSummary::default();
     for result in results {

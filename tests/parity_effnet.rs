@@ -5,14 +5,29 @@ use gridsearch::model::efficientnet_lite::EfficientNetLite0;
 use std::path::Path;
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
 }
 
 #[test]
 fn pooled_features_and_logits_match_pytorch() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = EfficientNetLite0::load(&root.join("models/efficientnet_lite0.safetensors"), &Device::Cpu).unwrap();
-    let golden = candle_core::safetensors::load(root.join("tests/fixtures/effnet_lite0_parity.safetensors"), &Device::Cpu).unwrap();
+    let model = EfficientNetLite0::load(
+        &root.join("models/efficientnet_lite0.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let golden = candle_core::safetensors::load(
+        root.join("tests/fixtures/effnet_lite0_parity.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
     let features = model.features(&golden["input"]).unwrap();
     let diff = max_abs_diff(&features, &golden["features"]);
     assert!(diff <= 1e-3, "features differ from PyTorch by {diff}");

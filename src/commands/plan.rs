@@ -20,11 +20,20 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
     for (i, trial) in trials.iter().enumerate() {
         let mut row = vec![(i + 1).to_string(), trial.key.clone()];
         row.extend(grid.axes.iter().map(|a| trial.params[&a.name].to_string()));
-        let group = plan.groups.iter().position(|g| g.head_key == trial.settings.head_phase_key());
+        let group = plan
+            .groups
+            .iter()
+            .position(|g| g.head_key == trial.settings.head_phase_key());
         row.push(group.map_or("-".into(), |g| (g + 1).to_string()));
         table.add_row(row);
     }
-    println!("study {} ({}), {} at {} px", grid.study_name, grid.path.display(), info.name, grid.data.image_size);
+    println!(
+        "study {} ({}), {} at {} px",
+        grid.study_name,
+        grid.path.display(),
+        info.name,
+        grid.data.image_size
+    );
     println!("{table}");
     print!("{plan}");
     Ok(Exit::Ok)

@@ -8,9 +8,11 @@ pub fn bar(len: usize, label: &str, quiet: bool) -> ProgressBar {
     if quiet {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let style = ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta} {msg}")
-        .expect("valid template")
-        .progress_chars("=> ");
+    let style = ProgressStyle::with_template(
+        "{prefix:>10} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta} {msg}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(label.to_string());
     bar

@@ -12,9 +12,9 @@ pub fn run(args: &ReportArgs, db: &Path) -> anyhow::Result<Exit> {
     let store = Store::open_read_only(db)?;
     let name = args.study.as_ref().or(args.study_name.as_ref());
     let study = match name {
-        Some(name) => store.study(name)?.ok_or_else(|| {
-            InputError::new(format!("{}: no study named `{name}`", db.display()))
-        })?,
+        Some(name) => store
+            .study(name)?
+            .ok_or_else(|| InputError::new(format!("{}: no study named `{name}`", db.display())))?,
         None => store
             .latest_study()?
             .ok_or_else(|| InputError::new(format!("{}: no studies yet", db.display())))?,

@@ -51,7 +51,10 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
         return Ok(Exit::Interrupted);
     }
     if total.failed > 0 {
-        eprintln!("{} trials failed (their errors are in the report)", total.failed);
+        eprintln!(
+            "{} trials failed (their errors are in the report)",
+            total.failed
+        );
         return Ok(Exit::TrialsFailed);
     }
     Ok(Exit::Ok)
@@ -75,15 +78,25 @@ fn run_grid(
         .filter(|t| t.state == TrialState::Pending)
         .map(|t| t.key)
         .collect();
-    let todo: Vec<TrialSpec> = trials.into_iter().filter(|t| pending.contains(&t.key)).collect();
+    let todo: Vec<TrialSpec> = trials
+        .into_iter()
+        .filter(|t| pending.contains(&t.key))
+        .collect();
     let info = crate::backbones::lookup(&grid.model.backbone).expect("validated backbone");
     if todo.is_empty() {
-        println!("study {}: every trial is finished ({added} new)", study.name);
+        println!(
+            "study {}: every trial is finished ({added} new)",
+            study.name
+        );
         return Ok(SweepSummary::default());
     }
     let plan = Plan::new(&todo, info.blocks);
     if !quiet {
-        eprintln!("study {}: {} trials to run ({added} new)", study.name, todo.len());
+        eprintln!(
+            "study {}: {} trials to run ({added} new)",
+            study.name,
+            todo.len()
+        );
         eprint!("{plan}");
     }
     let dataset = load_dataset(&grid.data, grid.seed)?;
@@ -93,7 +106,9 @@ fn run_grid(
     let backbone = load_backbone(&grid.model.backbone, &grid.model.weights, &device)?;
     let frozen = |images: &DecodedImages, label: &str| -> anyhow::Result<Activations> {
         let progress = bar(images.samples.len(), label, quiet);
-        let out = record(backbone.as_ref(), images, &plan.boundaries, &device, &|n| progress.inc(n as u64))?;
+        let out = record(backbone.as_ref(), images, &plan.boundaries, &device, &|n| {
+            progress.inc(n as u64)
+        })?;
         progress.finish_and_clear();
         Ok(out)
     };
@@ -117,12 +132,21 @@ fn run_grid(
 }
 
 /// Decode one split, report skipped files once each, refuse a split left empty.
-fn decode(samples: &[Sample], size: usize, label: &str, quiet: bool) -> anyhow::Result<DecodedImages> {
+fn decode(
+    samples: &[Sample],
+    size: usize,
+    label: &str,
+    quiet: bool,
+) -> anyhow::Result<DecodedImages> {
     let progress = bar(samples.len(), label, quiet);
     let (images, skipped) = decode_all(samples, size, &|| progress.inc(1));
     progress.finish_and_clear();
     for s in &skipped {
-        eprintln!("warning: {}: skipped, not a readable image ({})", s.path.display(), s.reason);
+        eprintln!(
+            "warning: {}: skipped, not a readable image ({})",
+            s.path.display(),
+            s.reason
+        );
     }
     let classes: BTreeSet<usize> = images.samples.iter().map(|s| s.label).collect();
     if images.samples.is_empty() || classes.len() < 2 {
@@ -134,4 +158,3 @@ fn decode(samples: &[Sample], size: usize, label: &str, quiet: bool) -> anyhow::
     }
     Ok(images)
 }
-

@@ -48,7 +48,10 @@ pub fn decode_all(
                 decoded.samples.push(sample.clone());
                 decoded.pixels.extend_from_slice(&pixels);
             }
-            Err(reason) => skipped.push(Skipped { path: sample.path.clone(), reason }),
+            Err(reason) => skipped.push(Skipped {
+                path: sample.path.clone(),
+                reason,
+            }),
         }
     }
     (decoded, skipped)
@@ -73,28 +76,47 @@ mod tests {
 
     fn write_png(path: &Path, w: u32, h: u32, gray: bool) {
         if gray {
-            image::GrayImage::from_pixel(w, h, image::Luma([200])).save(path).unwrap();
+            image::GrayImage::from_pixel(w, h, image::Luma([200]))
+                .save(path)
+                .unwrap();
         } else {
-            image::RgbaImage::from_pixel(w, h, image::Rgba([10, 20, 30, 255])).save(path).unwrap();
+            image::RgbaImage::from_pixel(w, h, image::Rgba([10, 20, 30, 255]))
+                .save(path)
+                .unwrap();
         }
     }
 
     #[test]
     fn decodes_any_size_and_colour_type_and_skips_what_is_not_an_image() {
         let dir = tempfile::tempdir().unwrap();
-        let paths = [dir.path().join("a.png"), dir.path().join("b.png"), dir.path().join("c.jpg"), dir.path().join("d.jpg")];
+        let paths = [
+            dir.path().join("a.png"),
+            dir.path().join("b.png"),
+            dir.path().join("c.jpg"),
+            dir.path().join("d.jpg"),
+        ];
         write_png(&paths[0], 40, 20, true);
         write_png(&paths[1], 7, 9, false);
         std::fs::write(&paths[2], b"this is a text file named .jpg").unwrap();
         let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/footwear/boot/boot_0030.jpg");
         let bytes = std::fs::read(real).unwrap();
         std::fs::write(&paths[3], &bytes[..bytes.len() / 3]).unwrap(); // truncated JPEG
-        let samples: Vec<Sample> = paths.iter().map(|p| Sample { path: p.clone(), label: 0 }).collect();
+        let samples: Vec<Sample> = paths
+            .iter()
+            .map(|p| Sample {
+                path: p.clone(),
+                label: 0,
+            })
+            .collect();
         let (decoded, skipped) = decode_all(&samples, 16, &|| {});
         assert_eq!(decoded.pixels.len(), decoded.samples.len() * 16 * 16 * 3);
         assert_eq!(decoded.samples[0].path, paths[0]);
         assert_eq!(decoded.pixels[..3], [200, 200, 200], "grey expands to RGB");
-        assert_eq!(decoded.pixels[16 * 16 * 3..16 * 16 * 3 + 3], [10, 20, 30], "alpha dropped");
+        assert_eq!(
+            decoded.pixels[16 * 16 * 3..16 * 16 * 3 + 3],
+            [10, 20, 30],
+            "alpha dropped"
+        );
         assert!(skipped.iter().any(|s| s.path == paths[2]), "{skipped:?}");
         assert_eq!(decoded.samples.len() + skipped.len(), 4);
     }

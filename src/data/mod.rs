@@ -30,7 +30,11 @@ pub fn load_dataset(config: &DataConfig, seed: u64) -> anyhow::Result<Dataset> {
             let classes = source::class_folders(root)?;
             let names = classes.iter().map(|c| c.name.clone()).collect();
             let (train, val) = split::split(&classes, config, seed);
-            Ok(Dataset { classes: names, train, val })
+            Ok(Dataset {
+                classes: names,
+                train,
+                val,
+            })
         }
         DataSource::Split { train, val } => {
             let train_classes = source::class_folders(train)?;

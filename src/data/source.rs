@@ -16,8 +16,9 @@ pub struct ClassFolder {
 
 /// The class folders under `root`, sorted by name; at least two, none empty.
 pub fn class_folders(root: &Path) -> Result<Vec<ClassFolder>, InputError> {
-    let entries = fs::read_dir(root)
-        .map_err(|e| InputError::new(format!("{}: cannot read data folder: {e}", root.display())))?;
+    let entries = fs::read_dir(root).map_err(|e| {
+        InputError::new(format!("{}: cannot read data folder: {e}", root.display()))
+    })?;
     let mut dirs: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.is_dir() && !is_hidden(p))
@@ -33,7 +34,11 @@ pub fn class_folders(root: &Path) -> Result<Vec<ClassFolder>, InputError> {
                 IMAGE_EXTENSIONS.join(", ")
             )));
         }
-        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         classes.push(ClassFolder { name, files });
     }
     if classes.len() < 2 {
@@ -48,8 +53,9 @@ pub fn class_folders(root: &Path) -> Result<Vec<ClassFolder>, InputError> {
 
 /// Image files directly inside `dir`, sorted by name.
 fn image_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
-    let entries = fs::read_dir(dir)
-        .map_err(|e| InputError::new(format!("{}: cannot read class folder: {e}", dir.display())))?;
+    let entries = fs::read_dir(dir).map_err(|e| {
+        InputError::new(format!("{}: cannot read class folder: {e}", dir.display()))
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && !is_hidden(p) && has_image_extension(p))
@@ -102,14 +108,23 @@ mod tests {
     #[test]
     fn lists_classes_and_images_sorted_skipping_other_files() {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["b/2.jpg", "b/1.PNG", "b/notes.txt", "a/z.jpeg", "a/.hidden.jpg"] {
+        for f in [
+            "b/2.jpg",
+            "b/1.PNG",
+            "b/notes.txt",
+            "a/z.jpeg",
+            "a/.hidden.jpg",
+        ] {
             touch(&dir.path().join(f));
         }
         let classes = class_folders(dir.path()).unwrap();
         assert_eq!(classes.len(), 2);
         assert_eq!(classes[0].name, "a");
         assert_eq!(classes[0].files, vec![dir.path().join("a/z.jpeg")]);
-        assert_eq!(classes[1].files, vec![dir.path().join("b/1.PNG"), dir.path().join("b/2.jpg")]);
+        assert_eq!(
+            classes[1].files,
+            vec![dir.path().join("b/1.PNG"), dir.path().join("b/2.jpg")]
+        );
     }
 
     #[test]
@@ -120,8 +135,16 @@ mod tests {
         assert!(err.contains("at least two class folders, found 1"), "{err}");
         fs::create_dir_all(dir.path().join("empty")).unwrap();
         let err = class_folders(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("empty") && err.contains("no image files"), "{err}");
-        let err = class_folders(&dir.path().join("nope")).unwrap_err().to_string();
-        assert!(err.contains("nope") && err.contains("cannot read data folder"), "{err}");
+        assert!(
+            err.contains("empty") && err.contains("no image files"),
+            "{err}"
+        );
+        let err = class_folders(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("nope") && err.contains("cannot read data folder"),
+            "{err}"
+        );
     }
 }

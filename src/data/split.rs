@@ -13,7 +13,11 @@ use rand::SeedableRng;
 /// that both sides keep at least one file; training takes the rest, at most `train_per_class`.
 /// `Random` shuffles each class with the study seed first; `Ordered` keeps file-name order and
 /// puts the first files in training, the next ones in validation.
-pub fn split(classes: &[ClassFolder], config: &DataConfig, seed: u64) -> (Vec<Sample>, Vec<Sample>) {
+pub fn split(
+    classes: &[ClassFolder],
+    config: &DataConfig,
+    seed: u64,
+) -> (Vec<Sample>, Vec<Sample>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut train, mut val) = (Vec::new(), Vec::new());
     for (label, class) in classes.iter().enumerate() {
@@ -30,7 +34,10 @@ pub fn split(classes: &[ClassFolder], config: &DataConfig, seed: u64) -> (Vec<Sa
             .train_per_class
             .unwrap_or(usize::MAX)
             .min(n.saturating_sub(n_val));
-        let sample = |path: &std::path::PathBuf| Sample { path: path.clone(), label };
+        let sample = |path: &std::path::PathBuf| Sample {
+            path: path.clone(),
+            label,
+        };
         match config.split {
             SplitMode::Ordered => {
                 train.extend(files[..n_train].iter().map(sample));
@@ -55,7 +62,10 @@ pub fn take_per_class(classes: &[ClassFolder], limit: Option<usize>) -> Vec<Samp
                 .files
                 .iter()
                 .take(limit.unwrap_or(usize::MAX))
-                .map(move |path| Sample { path: path.clone(), label })
+                .map(move |path| Sample {
+                    path: path.clone(),
+                    label,
+                })
         })
         .collect()
 }
@@ -72,14 +82,23 @@ mod tests {
             .enumerate()
             .map(|(c, &n)| ClassFolder {
                 name: format!("c{c}"),
-                files: (0..n).map(|i| PathBuf::from(format!("c{c}/{i:04}.jpg"))).collect(),
+                files: (0..n)
+                    .map(|i| PathBuf::from(format!("c{c}/{i:04}.jpg")))
+                    .collect(),
             })
             .collect()
     }
 
-    fn config(split: SplitMode, val_fraction: f64, train: Option<usize>, val: Option<usize>) -> DataConfig {
+    fn config(
+        split: SplitMode,
+        val_fraction: f64,
+        train: Option<usize>,
+        val: Option<usize>,
+    ) -> DataConfig {
         DataConfig {
-            source: DataSource::Folder { root: PathBuf::from(".") },
+            source: DataSource::Folder {
+                root: PathBuf::from("."),
+            },
             image_size: 112,
             split,
             val_fraction,
@@ -103,7 +122,11 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 140, "no file on both sides, none lost");
-        assert_eq!(split(&cls, &cfg, 0), (train.clone(), val.clone()), "same seed, same split");
+        assert_eq!(
+            split(&cls, &cfg, 0),
+            (train.clone(), val.clone()),
+            "same seed, same split"
+        );
         assert_ne!(split(&cls, &cfg, 1).1, val, "another seed, another split");
     }
 
@@ -111,14 +134,33 @@ mod tests {
     fn ordered_split_takes_the_first_files_for_training_then_the_next() {
         let cls = classes(&[10, 10]);
         let (train, val) = split(&cls, &config(SplitMode::Ordered, 0.2, Some(6), Some(3)), 0);
-        let names = |s: &[Sample]| s.iter().filter(|s| s.label == 0).map(|s| s.path.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&train), (0..6).map(|i| PathBuf::from(format!("c0/{i:04}.jpg"))).collect::<Vec<_>>());
-        assert_eq!(names(&val), (6..9).map(|i| PathBuf::from(format!("c0/{i:04}.jpg"))).collect::<Vec<_>>());
+        let names = |s: &[Sample]| {
+            s.iter()
+                .filter(|s| s.label == 0)
+                .map(|s| s.path.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&train),
+            (0..6)
+                .map(|i| PathBuf::from(format!("c0/{i:04}.jpg")))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            names(&val),
+            (6..9)
+                .map(|i| PathBuf::from(format!("c0/{i:04}.jpg")))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
     fn tiny_classes_keep_one_file_on_each_side() {
-        let (train, val) = split(&classes(&[2, 3]), &config(SplitMode::Random, 0.01, None, None), 0);
+        let (train, val) = split(
+            &classes(&[2, 3]),
+            &config(SplitMode::Random, 0.01, None, None),
+            0,
+        );
         assert_eq!((count(&train, 0), count(&val, 0)), (1, 1));
         assert_eq!((count(&train, 1), count(&val, 1)), (2, 1));
     }

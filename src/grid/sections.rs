@@ -160,18 +160,23 @@ fn read_model(
     (section_key, table): Section<'_, '_>,
 ) -> Result<(ModelConfig, &'static BackboneInfo, Range<usize>), Issue> {
     reject_unknown_keys(table, "[model]", MODEL_KEYS)?;
-    let value = require(section_key, table, "backbone")?;
-    let name = expect_str("backbone", value)?;
-    let known: Vec<&str> = backbones::BACKBONES.iter().map(|b| b.name).collect();
-    let backbone = backbones::lookup(name).ok_or_else(|| {
-        Issue::at(
-            value.span(),
-            format!(
-                "unknown backbone \"{name}\"; known backbones: {}",
-                known.join(", ")
-            ),
-        )
-    })?;
+    // EfficientNet-Lite0, the first catalogued backbone, is the default.
+    let backbone = match table.get("backbone") {
+        None => &backbones::BACKBONES[0],
+        Some(value) => {
+            let name = expect_str("backbone", value)?;
+            let known: Vec<&str> = backbones::BACKBONES.iter().map(|b| b.name).collect();
+            backbones::lookup(name).ok_or_else(|| {
+                Issue::at(
+                    value.span(),
+                    format!(
+                        "unknown backbone \"{name}\"; known backbones: {}",
+                        known.join(", ")
+                    ),
+                )
+            })?
+        }
+    };
     let (weights_key, weights_value) = require_entry(section_key, table, "weights")?;
     let weights = resolved_path(base, "weights", weights_value)?;
     let model = ModelConfig {
@@ -521,10 +526,6 @@ mod tests {
             (
                 format!("{DATA}[model]\nbackbone = ‸\"resnet50\"\nweights = \"w\"\n"),
                 "known backbones: efficientnet-lite0",
-            ),
-            (
-                format!("{DATA}[‸model]\nweights = \"w\"\n"),
-                "needs `backbone`",
             ),
             (
                 format!("{DATA}[‸model]\nbackbone = \"efficientnet-lite0\"\n"),

@@ -32,7 +32,11 @@ pub trait TrainableTail: Send {
 }
 
 /// Load the backbone named in a grid file from its weights.
-pub fn load_backbone(name: &str, weights: &Path, device: &Device) -> anyhow::Result<Box<dyn Backbone>> {
+pub fn load_backbone(
+    name: &str,
+    weights: &Path,
+    device: &Device,
+) -> anyhow::Result<Box<dyn Backbone>> {
     match name {
         "efficientnet-lite0" => Ok(Box::new(EfficientNetLite0::load(weights, device)?)),
         other => anyhow::bail!("unknown backbone `{other}`"),

@@ -72,13 +72,25 @@ impl MbConv {
             None
         } else {
             let names = (format!("{p}._expand_conv"), format!("{p}._bn0"));
-            Some(ConvBn::pointwise(ckpt, &names.0, &names.1, (shape.cin, mid), BN_EPS)?)
+            Some(ConvBn::pointwise(
+                ckpt,
+                &names.0,
+                &names.1,
+                (shape.cin, mid),
+                BN_EPS,
+            )?)
         };
         let dw = (format!("{p}._depthwise_conv"), format!("{p}._bn1"));
         let pj = (format!("{p}._project_conv"), format!("{p}._bn2"));
         Ok(MbConv {
             expand,
-            depthwise: ConvBn::depthwise(ckpt, &dw.0, &dw.1, (mid, shape.kernel, shape.stride), BN_EPS)?,
+            depthwise: ConvBn::depthwise(
+                ckpt,
+                &dw.0,
+                &dw.1,
+                (mid, shape.kernel, shape.stride),
+                BN_EPS,
+            )?,
             project: ConvBn::pointwise(ckpt, &pj.0, &pj.1, (mid, shape.cout), BN_EPS)?,
             residual: shape.stride == 1 && shape.cin == shape.cout,
         })

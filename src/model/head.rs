@@ -48,7 +48,9 @@ impl Head {
             if let Some(rng) = training.as_deref_mut() {
                 x = dropout(&x, self.dropout, rng)?;
             }
-            x = x.matmul(weight.as_tensor())?.broadcast_add(bias.as_tensor())?;
+            x = x
+                .matmul(weight.as_tensor())?
+                .broadcast_add(bias.as_tensor())?;
         }
         Ok(x)
     }
@@ -85,11 +87,15 @@ impl Head {
     }
 }
 
-fn linear_init(fan_in: usize, fan_out: usize, rng: &mut StdRng, device: &Device) -> Result<(Var, Var)> {
+fn linear_init(
+    fan_in: usize,
+    fan_out: usize,
+    rng: &mut StdRng,
+    device: &Device,
+) -> Result<(Var, Var)> {
     let bound = 1.0 / (fan_in as f32).sqrt();
-    let mut uniform = |n: usize| -> Vec<f32> {
-        (0..n).map(|_| rng.random_range(-bound..bound)).collect()
-    };
+    let mut uniform =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
     let weight = Tensor::from_vec(uniform(fan_in * fan_out), (fan_in, fan_out), device)?;
     let bias = Tensor::from_vec(uniform(fan_out), fan_out, device)?;
     Ok((Var::from_tensor(&weight)?, Var::from_tensor(&bias)?))
@@ -103,7 +109,13 @@ fn dropout(x: &Tensor, p: f64, rng: &mut StdRng) -> Result<Tensor> {
     let keep = 1.0 - p;
     let scale = (1.0 / keep) as f32;
     let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| if rng.random::<f64>() < keep { scale } else { 0.0 })
+        .map(|_| {
+            if rng.random::<f64>() < keep {
+                scale
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(DType::F32)?;
     x * mask
@@ -115,18 +127,38 @@ mod tests {
     use rand::SeedableRng;
 
     fn config(hidden: usize, dropout: f64) -> HeadConfig {
-        HeadConfig { feature_dim: 8, hidden, classes: 3, dropout }
+        HeadConfig {
+            feature_dim: 8,
+            hidden,
+            classes: 3,
+            dropout,
+        }
     }
 
     #[test]
     fn same_seed_gives_the_same_head_and_the_bound_holds() {
-        let make = || Head::new(config(4, 0.0), &mut StdRng::seed_from_u64(7), &Device::Cpu).unwrap();
+        let make =
+            || Head::new(config(4, 0.0), &mut StdRng::seed_from_u64(7), &Device::Cpu).unwrap();
         let (a, b) = (make(), make());
         for ((_, ta), (_, tb)) in a.named_tensors().iter().zip(b.named_tensors()) {
-            let diff = (ta - &tb).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let diff = (ta - &tb)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert_eq!(diff, 0.0);
         }
-        let w0 = a.named_tensors()[0].1.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let w0 = a.named_tensors()[0]
+            .1
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(w0 <= 1.0 / 8f32.sqrt() && w0 > 0.0);
         assert_eq!(a.vars().len(), 4);
     }
@@ -137,13 +169,26 @@ mod tests {
         let x = Tensor::ones((4, 8), DType::F32, &Device::Cpu).unwrap();
         let eval1 = head.forward(&x, None).unwrap();
         let eval2 = head.forward(&x, None).unwrap();
-        let diff = (&eval1 - &eval2).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let diff = (&eval1 - &eval2)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert_eq!(diff, 0.0);
         let ones = Tensor::ones((1000, 100), DType::F32, &Device::Cpu).unwrap();
         let dropped = dropout(&ones, 0.5, &mut StdRng::seed_from_u64(3)).unwrap();
         let mean = dropped.mean_all().unwrap().to_scalar::<f32>().unwrap();
         assert!((mean - 1.0).abs() < 0.02, "mean {mean}");
-        let zeros = dropped.eq(0f32).unwrap().to_dtype(DType::F32).unwrap().mean_all().unwrap();
+        let zeros = dropped
+            .eq(0f32)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+            .mean_all()
+            .unwrap();
         assert!((zeros.to_scalar::<f32>().unwrap() - 0.5).abs() < 0.02);
     }
 
@@ -151,8 +196,16 @@ mod tests {
     fn fork_is_independent() {
         let head = Head::new(config(0, 0.0), &mut StdRng::seed_from_u64(1), &Device::Cpu).unwrap();
         let fork = head.fork().unwrap();
-        fork.vars()[0].set(&fork.vars()[0].zeros_like().unwrap()).unwrap();
-        let original = head.vars()[0].abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        fork.vars()[0]
+            .set(&fork.vars()[0].zeros_like().unwrap())
+            .unwrap();
+        let original = head.vars()[0]
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(original > 0.0);
     }
 }

@@ -20,7 +20,12 @@ pub struct BatchNorm {
 
 impl BatchNorm {
     /// `prefix.weight`, `.bias`, `.running_mean`, `.running_var` of a checkpoint.
-    pub fn load(ckpt: &Checkpoint, prefix: &str, channels: usize, eps: f64) -> anyhow::Result<Self> {
+    pub fn load(
+        ckpt: &Checkpoint,
+        prefix: &str,
+        channels: usize,
+        eps: f64,
+    ) -> anyhow::Result<Self> {
         let var = ckpt.get(&format!("{prefix}.running_var"), &[channels])?;
         Ok(BatchNorm {
             gamma: ckpt.get(&format!("{prefix}.weight"), &[channels])?,

@@ -16,7 +16,9 @@ impl Checkpoint {
     /// Load every tensor of `path` as f32 on `device`; `model_name` only phrases errors.
     pub fn open(path: &Path, device: &Device, model_name: &'static str) -> anyhow::Result<Self> {
         if !path.is_file() {
-            return Err(InputError::new(format!("{}: weights file not found", path.display())).into());
+            return Err(
+                InputError::new(format!("{}: weights file not found", path.display())).into(),
+            );
         }
         let tensors = candle_core::safetensors::load(path, device).map_err(|e| {
             InputError::new(format!(

@@ -42,7 +42,11 @@ pub struct EarlyStopping {
 
 impl EarlyStopping {
     pub fn new(patience: usize) -> Self {
-        EarlyStopping { patience, best: f64::INFINITY, epochs_since_best: 0 }
+        EarlyStopping {
+            patience,
+            best: f64::INFINITY,
+            epochs_since_best: 0,
+        }
     }
 
     /// Record an epoch's validation loss; true when training should stop.
@@ -68,7 +72,11 @@ impl Stepper {
             // Adam is AdamW without decay; with a decay we use the decoupled (AdamW) form.
             Optimizer::Adam | Optimizer::AdamW => Stepper::Adam(AdamW::new(
                 vars,
-                ParamsAdamW { lr: s.learning_rate, weight_decay: s.weight_decay, ..Default::default() },
+                ParamsAdamW {
+                    lr: s.learning_rate,
+                    weight_decay: s.weight_decay,
+                    ..Default::default()
+                },
             )?),
             Optimizer::Sgd => Stepper::Sgd(SGD::new(vars, s.learning_rate)?),
         })
@@ -144,7 +152,8 @@ pub fn evaluate(forward: &Forward, inputs: &Tensor, labels: &Tensor) -> Result<(
         let len = EVAL_BATCH.min(n - start);
         let logits = forward(&inputs.narrow(0, start, len)?, None)?.detach();
         let y = labels.narrow(0, start, len)?;
-        loss_sum += f64::from(candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?) * len as f64;
+        loss_sum += f64::from(candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?)
+            * len as f64;
         correct += count_correct(&logits, &y)?;
     }
     Ok((loss_sum / n as f64, correct as f64 / n as f64))
@@ -162,7 +171,10 @@ mod tests {
     #[test]
     fn early_stopping_waits_patience_epochs_without_a_better_loss() {
         let mut policy = EarlyStopping::new(2);
-        let decisions: Vec<bool> = [1.0, 0.8, 0.9, 0.85, 0.7].iter().map(|&l| policy.should_stop(l)).collect();
+        let decisions: Vec<bool> = [1.0, 0.8, 0.9, 0.85, 0.7]
+            .iter()
+            .map(|&l| policy.should_stop(l))
+            .collect();
         assert_eq!(decisions, [false, false, false, true, false]);
         let mut never = EarlyStopping::new(0);
         assert!(![1.0, 2.0, 3.0, 4.0].iter().any(|&l| never.should_stop(l)));

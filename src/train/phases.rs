@@ -47,7 +47,15 @@ pub fn head_phase(
     };
     let fit_settings = fit_settings(settings, Phase::Head);
     let forward = |x: &_, rng: Option<&mut StdRng>| head.forward(x, rng);
-    let epochs = fit(&fit_settings, &data, head.vars(), &forward, &mut rng, ctx.cancel, on_epoch)?;
+    let epochs = fit(
+        &fit_settings,
+        &data,
+        head.vars(),
+        &forward,
+        &mut rng,
+        ctx.cancel,
+        on_epoch,
+    )?;
     Ok(HeadPhase { head, epochs, rng })
 }
 
@@ -61,12 +69,13 @@ pub fn finetune_phase<'a>(
 ) -> anyhow::Result<Vec<EpochMetrics>> {
     let depth = settings.unfreeze_depth;
     let boundary = ctx.backbone.info().blocks - depth;
-    let recorded = |split: &'a super::features::Activations| -> anyhow::Result<&'a candle_core::Tensor> {
-        split
-            .boundaries
-            .get(&boundary)
-            .ok_or_else(|| anyhow::anyhow!("the backbone pass did not record block {boundary}"))
-    };
+    let recorded =
+        |split: &'a super::features::Activations| -> anyhow::Result<&'a candle_core::Tensor> {
+            split
+                .boundaries
+                .get(&boundary)
+                .ok_or_else(|| anyhow::anyhow!("the backbone pass did not record block {boundary}"))
+        };
     let data = PhaseData {
         train_inputs: recorded(&ctx.bank.train)?,
         train_labels: &ctx.bank.train.labels,
@@ -80,7 +89,15 @@ pub fn finetune_phase<'a>(
     let mut rng = start.rng.clone();
     let forward = |x: &_, rng: Option<&mut StdRng>| head.forward(&tail.forward(x)?, rng);
     let fit_settings = fit_settings(settings, Phase::Finetune);
-    fit(&fit_settings, &data, vars, &forward, &mut rng, ctx.cancel, on_epoch)
+    fit(
+        &fit_settings,
+        &data,
+        vars,
+        &forward,
+        &mut rng,
+        ctx.cancel,
+        on_epoch,
+    )
 }
 
 fn fit_settings(settings: &TrainSettings, phase: Phase) -> FitSettings {

@@ -71,7 +71,11 @@ impl fmt::Display for Plan {
         writeln!(
             f,
             "1 backbone pass over the images, recording the pooled features{}",
-            if depths.is_empty() { String::new() } else { format!(" and the inputs of {}", depths.join(", ")) }
+            if depths.is_empty() {
+                String::new()
+            } else {
+                format!(" and the inputs of {}", depths.join(", "))
+            }
         )?;
         writeln!(
             f,
@@ -90,20 +94,37 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn trial(lr: f64, depth: usize) -> TrialSpec {
-        let settings = TrainSettings { learning_rate: lr, unfreeze_depth: depth, ..TrainSettings::default() };
-        TrialSpec { key: format!("{lr}-{depth}"), params: BTreeMap::new(), settings }
+        let settings = TrainSettings {
+            learning_rate: lr,
+            unfreeze_depth: depth,
+            ..TrainSettings::default()
+        };
+        TrialSpec {
+            key: format!("{lr}-{depth}"),
+            params: BTreeMap::new(),
+            settings,
+        }
     }
 
     #[test]
     fn trials_differing_only_in_unfreeze_depth_share_a_head_phase() {
-        let trials = [trial(1e-3, 0), trial(1e-3, 2), trial(3e-3, 0), trial(3e-3, 2), trial(3e-3, 5)];
+        let trials = [
+            trial(1e-3, 0),
+            trial(1e-3, 2),
+            trial(3e-3, 0),
+            trial(3e-3, 2),
+            trial(3e-3, 5),
+        ];
         let plan = Plan::new(&trials, 16);
         assert_eq!(plan.groups.len(), 2);
         assert_eq!(plan.groups[1].trials.len(), 3);
         assert_eq!(plan.boundaries, BTreeSet::from([11, 14]));
         assert_eq!(plan.finetune_count(), 3);
         let text = plan.to_string();
-        assert!(text.contains("2 head phases (instead of 5), 3 fine-tune phases"), "{text}");
+        assert!(
+            text.contains("2 head phases (instead of 5), 3 fine-tune phases"),
+            "{text}"
+        );
         assert!(text.contains("block 14 (unfreeze 2)"), "{text}");
     }
 }
