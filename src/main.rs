@@ -6,6 +6,10 @@ use gridsearch::commands::{self, Exit};
 use gridsearch::error::InputError;
 use std::process::ExitCode;
 
+// glibc's malloc maps every large temporary afresh; the page faults cost more than the kernels.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {

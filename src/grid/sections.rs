@@ -186,14 +186,6 @@ fn read_model(
     Ok((model, backbone, weights_key.span()))
 }
 
-fn require<'a, 'i>(
-    section_key: &Key<'_>,
-    table: &'a DeTable<'i>,
-    name: &str,
-) -> Result<&'a Value<'i>, Issue> {
-    require_entry(section_key, table, name).map(|(_, value)| value)
-}
-
 fn require_entry<'a, 'i>(
     section_key: &Key<'_>,
     table: &'a DeTable<'i>,

@@ -1,27 +1,696 @@
-//! Placeholder depthwise convolution (candle grouped conv); replaced by the dedicated kernel.
+//! Depthwise 2-D convolution (NHWC, TensorFlow "SAME" padding) as a fast, differentiable CPU op.
+//!
+//! candle's grouped convolution runs one convolution per channel; here one pass over NHWC data
+//! keeps the channels innermost and contiguous, so the inner loops vectorise. Forward, grad-input
+//! and grad-weight are parallel over image rows; every output element is summed in a fixed order,
+//! so results do not depend on thread scheduling. Tensors on other devices fall back to candle's
+//! grouped `conv2d`.
 
-use candle_core::{Result, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
-/// x [N,H,W,C], w [K,K,C], TF SAME padding.
+/// Upper bound on the per-task partial sums that the weight gradient adds up at the end.
+const MAX_WEIGHT_GRAD_BLOCKS: usize = 32;
+
+/// Output size and padding (before, after) of TensorFlow "SAME" padding along one axis:
+/// `out = ceil(size / stride)`, the odd extra pixel of padding goes after.
+pub fn same_padding(size: usize, k: usize, stride: usize) -> (usize, usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = (out.saturating_sub(1) * stride + k).saturating_sub(size);
+    (out, total / 2, total - total / 2)
+}
+
+/// Depthwise convolution of `x` [N, H, W, C] with `w` [K, K, C], TF-SAME padding, giving
+/// [N, ceil(H/stride), ceil(W/stride), C]. Differentiable in both `x` and `w`.
 pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize) -> Result<Tensor> {
-    let (_, h, wd, c) = x.dims4()?;
-    let k = w.dim(0)?;
-    let (pt, pb) = same_padding(h, k, stride);
-    let (pl, pr) = same_padding(wd, k, stride);
-    let x = x.permute((0, 3, 1, 2))?;
-    let x = x.pad_with_zeros(2, pt, pb)?.pad_with_zeros(3, pl, pr)?;
+    let geometry = Geometry::of(x, w, stride)?;
+    if !x.device().is_cpu() || !w.device().is_cpu() {
+        return depthwise_conv2d_grouped(x, w, stride);
+    }
+    x.contiguous()?
+        .apply_op2(&w.contiguous()?, DepthwiseConv2d { geometry })
+}
+
+/// Converts a PyTorch depthwise kernel [C, 1, K, K] to this module's layout [K, K, C].
+pub fn depthwise_weight_from_torch(w: &Tensor) -> Result<Tensor> {
+    let (c, one, kh, kw) = w.dims4()?;
+    if one != 1 || kh != kw {
+        bail!("depthwise weight must be [C, 1, K, K], got {:?}", w.dims());
+    }
+    w.reshape((c, kh, kw))?.permute((1, 2, 0))?.contiguous()
+}
+
+/// The same convolution through candle's own grouped `conv2d` (one conv per channel): slow, but
+/// works on every device. Used as the non-CPU fallback and as the reference in tests.
+pub fn depthwise_conv2d_grouped(x: &Tensor, w: &Tensor, stride: usize) -> Result<Tensor> {
+    let g = Geometry::of(x, w, stride)?;
+    let (_, _, pad_bottom) = same_padding(g.h, g.k, stride);
+    let (_, _, pad_right) = same_padding(g.w, g.k, stride);
+    let nchw = x
+        .permute((0, 3, 1, 2))?
+        .pad_with_zeros(2, g.pad_top, pad_bottom)?
+        .pad_with_zeros(3, g.pad_left, pad_right)?;
     let kernel = w.permute((2, 0, 1))?.unsqueeze(1)?.contiguous()?;
-    x.conv2d(&kernel, 0, stride, 1, c)?
+    nchw.conv2d(&kernel, 0, stride, 1, g.c)?
         .permute((0, 2, 3, 1))?
         .contiguous()
 }
 
-fn same_padding(size: usize, k: usize, stride: usize) -> (usize, usize) {
-    let out = size.div_ceil(stride);
-    let total = ((out - 1) * stride + k).saturating_sub(size);
-    (total / 2, total - total / 2)
+/// Every size of one depthwise convolution, checked once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Geometry {
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    k: usize,
+    stride: usize,
+    ho: usize,
+    wo: usize,
+    pad_top: usize,
+    pad_left: usize,
 }
 
-pub fn depthwise_weight_from_torch(w: &Tensor) -> Result<Tensor> {
-    w.squeeze(1)?.permute((1, 2, 0))?.contiguous()
+impl Geometry {
+    /// Validates dtypes, ranks and sizes of the operands and derives the output geometry.
+    fn of(x: &Tensor, w: &Tensor, stride: usize) -> Result<Geometry> {
+        if x.dtype() != DType::F32 || w.dtype() != DType::F32 {
+            bail!(
+                "depthwise_conv2d needs f32 tensors, got x {:?} and w {:?}",
+                x.dtype(),
+                w.dtype()
+            );
+        }
+        let (n, h, w_in, c) = match x.dims() {
+            &[n, h, w, c] => (n, h, w, c),
+            dims => bail!("depthwise_conv2d: x must be [N, H, W, C], got {dims:?}"),
+        };
+        let k = match w.dims() {
+            &[kh, kw, wc] if kh == kw && wc == c => kh,
+            dims => bail!(
+                "depthwise_conv2d: w must be [K, K, {c}] for x {:?}, got {dims:?}",
+                x.dims()
+            ),
+        };
+        if stride == 0 || k == 0 || n == 0 || h == 0 || w_in == 0 || c == 0 {
+            bail!(
+                "depthwise_conv2d: empty size or zero stride (x {:?}, w {:?}, stride {stride})",
+                x.dims(),
+                w.dims()
+            );
+        }
+        Ok(Geometry::new(n, h, w_in, c, k, stride))
+    }
+
+    fn new(n: usize, h: usize, w: usize, c: usize, k: usize, stride: usize) -> Geometry {
+        let (ho, pad_top, _) = same_padding(h, k, stride);
+        let (wo, pad_left, _) = same_padding(w, k, stride);
+        Geometry {
+            n,
+            h,
+            w,
+            c,
+            k,
+            stride,
+            ho,
+            wo,
+            pad_top,
+            pad_left,
+        }
+    }
+
+    fn input_shape(&self) -> Shape {
+        Shape::from((self.n, self.h, self.w, self.c))
+    }
+
+    fn output_shape(&self) -> Shape {
+        Shape::from((self.n, self.ho, self.wo, self.c))
+    }
+
+    fn weight_shape(&self) -> Shape {
+        Shape::from((self.k, self.k, self.c))
+    }
+
+    /// Length of one input row (W pixels of C channels).
+    fn input_row_len(&self) -> usize {
+        self.w * self.c
+    }
+
+    /// Length of one output row (Wo pixels of C channels).
+    fn output_row_len(&self) -> usize {
+        self.wo * self.c
+    }
+
+    /// Input row read by output row `oh` through kernel row `kh`, if inside the image.
+    fn input_row_of(&self, oh: usize, kh: usize) -> Option<usize> {
+        input_position(oh, kh, self.stride, self.pad_top, self.h)
+    }
+
+    /// Input column read by output column `ow` through kernel column `kw`, if inside the image.
+    fn input_col_of(&self, ow: usize, kw: usize) -> Option<usize> {
+        input_position(ow, kw, self.stride, self.pad_left, self.w)
+    }
+
+    /// Output row that reads input row `ih` through kernel row `kh`, if any.
+    fn output_row_of(&self, ih: usize, kh: usize) -> Option<usize> {
+        output_position(ih, kh, self.stride, self.pad_top, self.ho)
+    }
+
+    /// Output column that reads input column `iw` through kernel column `kw`, if any.
+    fn output_col_of(&self, iw: usize, kw: usize) -> Option<usize> {
+        output_position(iw, kw, self.stride, self.pad_left, self.wo)
+    }
+}
+
+/// Unpadded input position of output `out` and tap `tap`, or None when it falls in the padding.
+fn input_position(out: usize, tap: usize, stride: usize, pad: usize, size: usize) -> Option<usize> {
+    let padded = out * stride + tap;
+    padded.checked_sub(pad).filter(|&position| position < size)
+}
+
+/// Output position whose tap `tap` reads input position `input`, if one exists.
+fn output_position(
+    input: usize,
+    tap: usize,
+    stride: usize,
+    pad: usize,
+    out_size: usize,
+) -> Option<usize> {
+    let padded = (input + pad).checked_sub(tap)?;
+    if padded % stride != 0 {
+        return None;
+    }
+    Some(padded / stride).filter(|&out| out < out_size)
+}
+
+/// Defines `$name`, which runs `$body` compiled for AVX2 (8-wide vectors) when the CPU has it
+/// and the portable build otherwise. Without FMA, both give bit-identical results.
+macro_rules! avx2_dispatch {
+    ($name:ident, $avx2:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2, checked just above.
+                return unsafe { $avx2($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2($($arg: $ty),*) {
+            $body($($arg),*)
+        }
+    };
+}
+
+avx2_dispatch!(forward_row, forward_row_avx2, forward_row_body,
+    (g: &Geometry, x: &[f32], w: &[f32], n: usize, oh: usize, y_row: &mut [f32]));
+avx2_dispatch!(grad_input_row, grad_input_row_avx2, grad_input_row_body,
+    (g: &Geometry, grad_y: &[f32], w: &[f32], n: usize, ih: usize, gx_row: &mut [f32]));
+avx2_dispatch!(grad_weight_row, grad_weight_row_avx2, grad_weight_row_body,
+    (g: &Geometry, x: &[f32], grad_y: &[f32], n: usize, oh: usize, acc: &mut [f32]));
+
+/// `acc[i] += a[i] * b[i]` over the common length; written so that it vectorises.
+#[inline(always)]
+fn multiply_accumulate(acc: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((o, &x), &y) in acc.iter_mut().zip(a).zip(b) {
+        *o += x * y;
+    }
+}
+
+/// The contiguous f32 data of a storage, or an error naming the op.
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("{op}: operand must be contiguous"),
+    }
+}
+
+/// Checks that an operand has the shape the geometry expects.
+fn expect_shape(layout: &Layout, expected: &Shape, op: &str, what: &str) -> Result<()> {
+    if layout.shape() != expected {
+        bail!(
+            "{op}: {what} has shape {:?}, expected {expected:?}",
+            layout.shape()
+        );
+    }
+    Ok(())
+}
+
+/// Forward op: y = depthwise_conv(x, w); its backward uses the two ops below.
+struct DepthwiseConv2d {
+    geometry: Geometry,
+}
+
+impl CustomOp2 for DepthwiseConv2d {
+    fn name(&self) -> &'static str {
+        "depthwise-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        w: &CpuStorage,
+        w_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.geometry;
+        expect_shape(x_layout, &g.input_shape(), self.name(), "x")?;
+        expect_shape(w_layout, &g.weight_shape(), self.name(), "w")?;
+        let x = contiguous_f32(x, x_layout, self.name())?;
+        let w = contiguous_f32(w, w_layout, self.name())?;
+        let y = forward(g, x, w);
+        Ok((CpuStorage::F32(y), g.output_shape()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        grad_y: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let geometry = self.geometry;
+        let grad_y = grad_y.contiguous()?;
+        // An operand that tracks no gradient (frozen input or weight) gets none computed.
+        let grad_x = x
+            .track_op()
+            .then(|| grad_y.apply_op2_no_bwd(w, &DepthwiseGradInput { geometry }))
+            .transpose()?;
+        let grad_w = w
+            .track_op()
+            .then(|| x.apply_op2_no_bwd(&grad_y, &DepthwiseGradWeight { geometry }))
+            .transpose()?;
+        Ok((grad_x, grad_w))
+    }
+}
+
+/// Forward pass on contiguous NHWC data, parallel over (image, output row).
+fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; g.n * g.ho * g.output_row_len()];
+    y.par_chunks_mut(g.output_row_len())
+        .enumerate()
+        .for_each(|(row, y_row)| forward_row(g, x, w, row / g.ho, row % g.ho, y_row));
+    y
+}
+
+/// One output row: every kernel tap whose input row is inside the image adds its contribution.
+#[inline(always)]
+fn forward_row_body(g: &Geometry, x: &[f32], w: &[f32], n: usize, oh: usize, y_row: &mut [f32]) {
+    let (c, k) = (g.c, g.k);
+    for kh in 0..k {
+        let Some(ih) = g.input_row_of(oh, kh) else {
+            continue;
+        };
+        let x_row = &x[(n * g.h + ih) * g.input_row_len()..][..g.input_row_len()];
+        let w_row = &w[kh * k * c..][..k * c];
+        for (ow, y_px) in y_row.chunks_exact_mut(c).enumerate() {
+            for (kw, w_px) in w_row.chunks_exact(c).enumerate() {
+                if let Some(iw) = g.input_col_of(ow, kw) {
+                    multiply_accumulate(y_px, &x_row[iw * c..][..c], w_px);
+                }
+            }
+        }
+    }
+}
+
+/// Backward op for the input: grad_x = conv_transpose(grad_y, w). Operands (grad_y, w).
+struct DepthwiseGradInput {
+    geometry: Geometry,
+}
+
+impl CustomOp2 for DepthwiseGradInput {
+    fn name(&self) -> &'static str {
+        "depthwise-conv2d-grad-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        grad_y: &CpuStorage,
+        grad_y_layout: &Layout,
+        w: &CpuStorage,
+        w_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.geometry;
+        expect_shape(grad_y_layout, &g.output_shape(), self.name(), "grad_y")?;
+        expect_shape(w_layout, &g.weight_shape(), self.name(), "w")?;
+        let grad_y = contiguous_f32(grad_y, grad_y_layout, self.name())?;
+        let w = contiguous_f32(w, w_layout, self.name())?;
+        let grad_x = grad_input(g, grad_y, w);
+        Ok((CpuStorage::F32(grad_x), g.input_shape()))
+    }
+}
+
+/// Input gradient, parallel over (image, input row): each input row gathers from the output rows
+/// that read it, so no two tasks write the same element.
+fn grad_input(g: &Geometry, grad_y: &[f32], w: &[f32]) -> Vec<f32> {
+    let mut grad_x = vec![0f32; g.n * g.h * g.input_row_len()];
+    grad_x
+        .par_chunks_mut(g.input_row_len())
+        .enumerate()
+        .for_each(|(row, gx_row)| grad_input_row(g, grad_y, w, row / g.h, row % g.h, gx_row));
+    grad_x
+}
+
+/// One input row of the input gradient.
+#[inline(always)]
+fn grad_input_row_body(
+    g: &Geometry,
+    grad_y: &[f32],
+    w: &[f32],
+    n: usize,
+    ih: usize,
+    gx_row: &mut [f32],
+) {
+    let (c, k) = (g.c, g.k);
+    for kh in 0..k {
+        let Some(oh) = g.output_row_of(ih, kh) else {
+            continue;
+        };
+        let gy_row = &grad_y[(n * g.ho + oh) * g.output_row_len()..][..g.output_row_len()];
+        let w_row = &w[kh * k * c..][..k * c];
+        for (iw, gx_px) in gx_row.chunks_exact_mut(c).enumerate() {
+            for (kw, w_px) in w_row.chunks_exact(c).enumerate() {
+                if let Some(ow) = g.output_col_of(iw, kw) {
+                    multiply_accumulate(gx_px, &gy_row[ow * c..][..c], w_px);
+                }
+            }
+        }
+    }
+}
+
+/// Backward op for the weight: grad_w[kh, kw, c] = sum over n, oh, ow of grad_y * x.
+/// Operands (x, grad_y).
+struct DepthwiseGradWeight {
+    geometry: Geometry,
+}
+
+impl CustomOp2 for DepthwiseGradWeight {
+    fn name(&self) -> &'static str {
+        "depthwise-conv2d-grad-weight"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        grad_y: &CpuStorage,
+        grad_y_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.geometry;
+        expect_shape(x_layout, &g.input_shape(), self.name(), "x")?;
+        expect_shape(grad_y_layout, &g.output_shape(), self.name(), "grad_y")?;
+        let x = contiguous_f32(x, x_layout, self.name())?;
+        let grad_y = contiguous_f32(grad_y, grad_y_layout, self.name())?;
+        let grad_w = grad_weight(g, x, grad_y);
+        Ok((CpuStorage::F32(grad_w), g.weight_shape()))
+    }
+}
+
+/// Weight gradient: the (image, output row) pairs are cut into at most
+/// [`MAX_WEIGHT_GRAD_BLOCKS`] fixed blocks, each summed into its own accumulator in parallel;
+/// the accumulators are then added in block order (parallel over channels), so the result is
+/// the same on every run.
+fn grad_weight(g: &Geometry, x: &[f32], grad_y: &[f32]) -> Vec<f32> {
+    let rows = g.n * g.ho;
+    let rows_per_block = rows.div_ceil(MAX_WEIGHT_GRAD_BLOCKS);
+    let weight_len = g.k * g.k * g.c;
+    let blocks: Vec<Vec<f32>> = (0..rows.div_ceil(rows_per_block))
+        .into_par_iter()
+        .map(|block| {
+            let mut acc = vec![0f32; weight_len];
+            let end = ((block + 1) * rows_per_block).min(rows);
+            for row in block * rows_per_block..end {
+                grad_weight_row(g, x, grad_y, row / g.ho, row % g.ho, &mut acc);
+            }
+            acc
+        })
+        .collect();
+    sum_in_order(&blocks, weight_len)
+}
+
+/// Adds the contributions of one output row to the weight-gradient accumulator.
+#[inline(always)]
+fn grad_weight_row_body(
+    g: &Geometry,
+    x: &[f32],
+    grad_y: &[f32],
+    n: usize,
+    oh: usize,
+    acc: &mut [f32],
+) {
+    let (c, k) = (g.c, g.k);
+    let gy_row = &grad_y[(n * g.ho + oh) * g.output_row_len()..][..g.output_row_len()];
+    for kh in 0..k {
+        let Some(ih) = g.input_row_of(oh, kh) else {
+            continue;
+        };
+        let x_row = &x[(n * g.h + ih) * g.input_row_len()..][..g.input_row_len()];
+        let acc_row = &mut acc[kh * k * c..][..k * c];
+        for (ow, gy_px) in gy_row.chunks_exact(c).enumerate() {
+            for (kw, acc_px) in acc_row.chunks_exact_mut(c).enumerate() {
+                if let Some(iw) = g.input_col_of(ow, kw) {
+                    multiply_accumulate(acc_px, &x_row[iw * c..][..c], gy_px);
+                }
+            }
+        }
+    }
+}
+
+/// Element-wise sum of equally long vectors, always adding them in the given order.
+fn sum_in_order(parts: &[Vec<f32>], len: usize) -> Vec<f32> {
+    const CHUNK: usize = 1024;
+    let mut total = vec![0f32; len];
+    total
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(i, out)| {
+            for part in parts {
+                for (o, &p) in out.iter_mut().zip(&part[i * CHUNK..]) {
+                    *o += p;
+                }
+            }
+        });
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// Deterministic pseudo-random values in [-1, 1) from a 64-bit LCG.
+    fn lcg_values(seed: u64, len: usize) -> Vec<f32> {
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn random_tensor(seed: u64, dims: &[usize]) -> Tensor {
+        let len = dims.iter().product();
+        Tensor::from_vec(lcg_values(seed, len), dims, &Device::Cpu).unwrap()
+    }
+
+    /// Largest |a - b| / max(1, |b|) over all elements.
+    fn max_relative_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
+            .fold(0.0, f32::max)
+    }
+
+    /// (N, H, W, C, K, stride): odd and even sizes, N = 1, images smaller than the kernel.
+    const CASES: &[(usize, usize, usize, usize, usize, usize)] = &[
+        (1, 5, 5, 16, 3, 1),
+        (2, 7, 6, 24, 3, 2),
+        (1, 8, 8, 17, 5, 2),
+        (3, 4, 4, 40, 5, 1),
+        (2, 9, 11, 8, 5, 2),
+        (1, 3, 2, 33, 5, 1),
+        (2, 1, 1, 5, 3, 2),
+        (1, 6, 7, 1152, 5, 1),
+        (2, 14, 14, 96, 3, 2),
+    ];
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        assert_eq!(same_padding(56, 3, 2), (28, 0, 1));
+        assert_eq!(same_padding(7, 3, 2), (4, 1, 1));
+        assert_eq!(same_padding(4, 5, 1), (4, 2, 2));
+        assert_eq!(same_padding(8, 5, 2), (4, 1, 2));
+        assert_eq!(same_padding(1, 3, 2), (1, 1, 1));
+        assert_eq!(same_padding(5, 1, 2), (3, 0, 0));
+    }
+
+    #[test]
+    fn forward_matches_candle_grouped_conv() {
+        for (i, &(n, h, w, c, k, stride)) in CASES.iter().enumerate() {
+            let x = random_tensor(2 * i as u64, &[n, h, w, c]);
+            let wt = random_tensor(2 * i as u64 + 1, &[k, k, c]);
+            let ours = depthwise_conv2d(&x, &wt, stride).unwrap();
+            let reference = depthwise_conv2d_grouped(&x, &wt, stride).unwrap();
+            let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
+            assert_eq!(ours.dims(), &[n, ho, wo, c]);
+            let diff = max_relative_diff(&ours, &reference);
+            assert!(diff <= 1e-5, "case {i}: forward differs by {diff}");
+        }
+    }
+
+    #[test]
+    fn forward_on_constant_input_counts_taps_inside_the_image() {
+        // All-ones input and kernel: each output is the number of taps that land in the image.
+        let x = Tensor::ones((1, 3, 3, 2), DType::F32, &Device::Cpu).unwrap();
+        let w = Tensor::ones((3, 3, 2), DType::F32, &Device::Cpu).unwrap();
+        let y = depthwise_conv2d(&x, &w, 1).unwrap();
+        let channel0 = y.narrow(3, 0, 1).unwrap().flatten_all().unwrap();
+        let expected = [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0];
+        assert_eq!(channel0.to_vec1::<f32>().unwrap(), expected);
+    }
+
+    #[test]
+    fn even_size_with_stride_two_pads_only_bottom_and_right() {
+        // H = W = 4, K = 3, stride 2: TF pads 0 before and 1 after, so the first output sees a
+        // full 3x3 window and the last row/column loses one tap row/column.
+        let x = Tensor::ones((1, 4, 4, 1), DType::F32, &Device::Cpu).unwrap();
+        let w = Tensor::ones((3, 3, 1), DType::F32, &Device::Cpu).unwrap();
+        let y = depthwise_conv2d(&x, &w, 2).unwrap().flatten_all().unwrap();
+        assert_eq!(y.to_vec1::<f32>().unwrap(), [9.0, 6.0, 6.0, 4.0]);
+    }
+
+    /// Gradients of sum(conv(x, w) * r) with respect to x and w.
+    fn gradients(
+        conv: fn(&Tensor, &Tensor, usize) -> Result<Tensor>,
+        x: &Tensor,
+        w: &Tensor,
+        r: &Tensor,
+        stride: usize,
+    ) -> (Tensor, Tensor) {
+        let x = Var::from_tensor(x).unwrap();
+        let w = Var::from_tensor(w).unwrap();
+        let loss = conv(x.as_tensor(), w.as_tensor(), stride)
+            .unwrap()
+            .mul(r)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        (
+            grads.get(x.as_tensor()).unwrap().clone(),
+            grads.get(w.as_tensor()).unwrap().clone(),
+        )
+    }
+
+    #[test]
+    fn backward_matches_candle_grouped_conv() {
+        for (i, &(n, h, w, c, k, stride)) in CASES.iter().enumerate() {
+            let seed = 100 + 3 * i as u64;
+            let x = random_tensor(seed, &[n, h, w, c]);
+            let wt = random_tensor(seed + 1, &[k, k, c]);
+            let r = random_tensor(seed + 2, &[n, h.div_ceil(stride), w.div_ceil(stride), c]);
+            let (gx, gw) = gradients(depthwise_conv2d, &x, &wt, &r, stride);
+            let (ref_gx, ref_gw) = gradients(depthwise_conv2d_grouped, &x, &wt, &r, stride);
+            assert_eq!(gx.dims(), x.dims());
+            assert_eq!(gw.dims(), wt.dims());
+            let dx = max_relative_diff(&gx, &ref_gx);
+            let dw = max_relative_diff(&gw, &ref_gw);
+            assert!(dx <= 1e-4, "case {i}: grad_x differs by {dx}");
+            assert!(dw <= 1e-4, "case {i}: grad_w differs by {dw}");
+        }
+    }
+
+    #[test]
+    fn frozen_input_gets_no_gradient_and_weight_gradient_is_unchanged() {
+        let x = random_tensor(21, &[2, 6, 5, 12]);
+        let w = Var::from_tensor(&random_tensor(22, &[3, 3, 12])).unwrap();
+        let r = random_tensor(23, &[2, 3, 3, 12]);
+        let loss = depthwise_conv2d(&x, w.as_tensor(), 2)
+            .unwrap()
+            .mul(&r)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        assert!(grads.get(&x).is_none());
+        let (_, ref_gw) = gradients(depthwise_conv2d_grouped, &x, w.as_tensor(), &r, 2);
+        let gw = grads.get(w.as_tensor()).unwrap();
+        assert!(max_relative_diff(gw, &ref_gw) <= 1e-4);
+    }
+
+    #[test]
+    fn portable_and_dispatched_kernels_agree_bitwise() {
+        let g = Geometry::new(2, 7, 9, 37, 5, 2);
+        let x = lcg_values(11, g.n * g.h * g.input_row_len());
+        let w = lcg_values(12, g.k * g.k * g.c);
+        let dispatched = forward(&g, &x, &w);
+        let mut portable = vec![0f32; dispatched.len()];
+        for (row, y_row) in portable.chunks_exact_mut(g.output_row_len()).enumerate() {
+            forward_row_body(&g, &x, &w, row / g.ho, row % g.ho, y_row);
+        }
+        assert_eq!(dispatched, portable);
+    }
+
+    #[test]
+    fn non_contiguous_input_gives_the_same_result() {
+        let nchw = random_tensor(7, &[2, 12, 5, 6]);
+        let x = nchw.permute((0, 2, 3, 1)).unwrap();
+        assert!(!x.is_contiguous());
+        let w = random_tensor(8, &[3, 3, 12]);
+        let ours = depthwise_conv2d(&x, &w, 2).unwrap();
+        let reference = depthwise_conv2d(&x.contiguous().unwrap(), &w, 2).unwrap();
+        assert_eq!(max_relative_diff(&ours, &reference), 0.0);
+    }
+
+    #[test]
+    fn torch_weight_layout_is_transposed() {
+        let torch = Tensor::arange(0f32, 18.0, &Device::Cpu)
+            .unwrap()
+            .reshape((2, 1, 3, 3))
+            .unwrap();
+        let ours = depthwise_weight_from_torch(&torch).unwrap();
+        assert_eq!(ours.dims(), &[3, 3, 2]);
+        // ours[kh, kw, c] == torch[c, 0, kh, kw]
+        let value = |kh: usize, kw: usize, c: usize| {
+            ours.get(kh)
+                .unwrap()
+                .get(kw)
+                .unwrap()
+                .get(c)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert_eq!(value(0, 0, 0), 0.0);
+        assert_eq!(value(1, 2, 0), 5.0);
+        assert_eq!(value(2, 1, 1), 16.0);
+        assert!(depthwise_weight_from_torch(&random_tensor(1, &[2, 2, 3, 3])).is_err());
+    }
+
+    #[test]
+    fn rejects_wrong_dtype_rank_and_channels() {
+        let x = random_tensor(1, &[1, 4, 4, 8]);
+        let w = random_tensor(2, &[3, 3, 8]);
+        let x_f64 = x.to_dtype(DType::F64).unwrap();
+        let error = depthwise_conv2d(&x_f64, &w, 1).unwrap_err().to_string();
+        assert!(error.contains("f32"), "{error}");
+        let x_rank3 = random_tensor(3, &[4, 4, 8]);
+        let error = depthwise_conv2d(&x_rank3, &w, 1).unwrap_err().to_string();
+        assert!(error.contains("[N, H, W, C]"), "{error}");
+        let w_wrong_c = random_tensor(4, &[3, 3, 7]);
+        let error = depthwise_conv2d(&x, &w_wrong_c, 1).unwrap_err().to_string();
+        assert!(error.contains("[K, K, 8]"), "{error}");
+        assert!(depthwise_conv2d(&x, &w, 0).is_err());
+    }
 }
