@@ -32,9 +32,9 @@ pub struct RunArgs {
     /// Grid files (TOML); all are validated before any work starts.
     #[arg(required = true)]
     pub grids: Vec<PathBuf>,
-    /// Trials (head phases) trained at the same time.
-    #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub jobs: u16,
+    /// Head groups trained at the same time (default: one per core).
+    #[arg(long, short, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
 }
 
 #[derive(Debug, Args)]

@@ -10,5 +10,6 @@ pub mod model;
 pub mod report;
 pub mod scheduler;
 pub mod store;
+pub mod threads;
 pub mod train;
 pub mod trial;

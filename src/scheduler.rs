@@ -39,25 +39,20 @@ pub fn run_sweep(
 ) -> anyhow::Result<SweepSummary> {
     let queue = Mutex::new(VecDeque::from(groups));
     let worker_name = format!("{}-{}", hostname(), std::process::id());
+    let jobs = jobs.max(1);
+    // Each worker's kernels get their share of the cores: candle's GEMM and the depthwise
+    // kernel parallelise on the current rayon pool.
+    let threads_per_worker = (rayon::current_num_threads() / jobs).max(1);
     let results: Vec<anyhow::Result<SweepSummary>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..jobs.max(1))
+        let handles: Vec<_> = (0..jobs)
             .map(|w| {
                 let queue = &queue;
                 let name = format!("{worker_name}-{w}");
                 scope.spawn(move || -> anyhow::Result<SweepSummary> {
-                    let mut store = Store::open(db)?;
-                    let mut summary = SweepSummary::default();
-                    loop {
-                        if ctx.cancel.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let next = queue.lock().expect("queue lock").pop_front();
-                        let Some(group) = next else { break };
-                        summary.add(run_group(
-                            ctx, &mut store, study_id, &group, &name, progress,
-                        )?);
-                    }
-                    Ok(summary)
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads_per_worker)
+                        .build()?;
+                    pool.install(|| work(ctx, db, study_id, queue, &name, progress))
                 })
             })
             .collect();
@@ -71,6 +66,27 @@ pub fn run_sweep(
         total.add(result?);
     }
     Ok(total)
+}
+
+/// One worker: take head groups off the queue until it is empty or the user interrupts.
+fn work(
+    ctx: &PhaseContext,
+    db: &Path,
+    study_id: i64,
+    queue: &Mutex<VecDeque<HeadGroup>>,
+    name: &str,
+    progress: &ProgressBar,
+) -> anyhow::Result<SweepSummary> {
+    let mut store = Store::open(db)?;
+    let mut summary = SweepSummary::default();
+    while !ctx.cancel.load(Ordering::Relaxed) {
+        let next = queue.lock().expect("queue lock").pop_front();
+        let Some(group) = next else { break };
+        summary.add(run_group(
+            ctx, &mut store, study_id, &group, name, progress,
+        )?);
+    }
+    Ok(summary)
 }
 
 fn hostname() -> String {

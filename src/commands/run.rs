@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A running trial whose heartbeat is older than this was left by a dead process.
 const STALE_AFTER: Duration = Duration::from_secs(600);
@@ -33,9 +33,12 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
+    let jobs = args
+        .jobs
+        .map_or_else(crate::threads::available_cores, usize::from);
     let mut total = SweepSummary::default();
     for grid in &grids {
-        let summary = run_grid(grid, &mut store, db, args.jobs.into(), quiet, &cancel)?;
+        let summary = run_grid(grid, &mut store, db, jobs, quiet, &cancel)?;
         total.completed += summary.completed;
         total.failed += summary.failed;
         total.released += summary.released;
@@ -99,9 +102,11 @@ fn run_grid(
         );
         eprint!("{plan}");
     }
+    let clock = Instant::now();
     let dataset = load_dataset(&grid.data, grid.seed)?;
     let train = decode(&dataset.train, grid.data.image_size, "decode", quiet)?;
     let val = decode(&dataset.val, grid.data.image_size, "decode val", quiet)?;
+    let decode_seconds = clock.elapsed().as_secs_f64();
     let device = crate::model::default_device()?;
     let backbone = load_backbone(&grid.model.backbone, &grid.model.weights, &device)?;
     let frozen = |images: &DecodedImages, label: &str| -> anyhow::Result<Activations> {
@@ -116,6 +121,7 @@ fn run_grid(
         train: frozen(&train, "backbone")?,
         val: frozen(&val, "backbone val")?,
     };
+    let frozen_seconds = clock.elapsed().as_secs_f64() - decode_seconds;
     let ctx = PhaseContext {
         bank: &bank,
         backbone: backbone.as_ref(),
@@ -126,6 +132,14 @@ fn run_grid(
     let progress = bar(todo.len(), "trials", quiet);
     let summary = run_sweep(&ctx, db, study.id, plan.groups, jobs, &progress)?;
     progress.finish_and_clear();
+    if !quiet {
+        let images = train.samples.len() + val.samples.len();
+        eprintln!(
+            "time: decode {decode_seconds:.1} s, backbone pass {frozen_seconds:.1} s ({:.0} img/s), trials {:.1} s",
+            images as f64 / frozen_seconds,
+            clock.elapsed().as_secs_f64() - decode_seconds - frozen_seconds
+        );
+    }
     let report = build(&study, &store.trials(study.id)?, Some(5));
     print!("{}", render(&report, Format::Table));
     Ok(summary)

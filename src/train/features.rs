@@ -1,8 +1,9 @@
 //! One frozen backbone pass over the decoded images, recording every activation the plan needs.
 
 use crate::data::decode::DecodedImages;
-use crate::model::Backbone;
+use crate::model::{Backbone, Recorded};
 use candle_core::{Device, Result, Tensor};
+use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Frozen activations of one split, row i = image i.
@@ -41,23 +42,31 @@ pub fn record(
     images: &DecodedImages,
     boundaries: &BTreeSet<usize>,
     device: &Device,
-    on_batch: &dyn Fn(usize),
+    on_batch: &(dyn Fn(usize) + Sync),
 ) -> Result<Activations> {
     let side = images.size;
     let per_image = side * side * 3;
     let n = images.samples.len();
-    let mut pooled = Vec::new();
+    let starts: Vec<usize> = (0..n).step_by(FORWARD_BATCH).collect();
+    // Batches are independent: they run side by side, one per core (see `threads`).
+    let outputs: Vec<Recorded> = starts
+        .par_iter()
+        .map(|&start| {
+            let end = (start + FORWARD_BATCH).min(n);
+            let bytes = &images.pixels[start * per_image..end * per_image];
+            let rgb = Tensor::from_slice(bytes, (end - start, side, side, 3), device)?;
+            let out = backbone.forward_recording(&backbone.preprocess(&rgb)?, boundaries)?;
+            on_batch(end - start);
+            Ok(out)
+        })
+        .collect::<Result<_>>()?;
+    let mut pooled = Vec::with_capacity(outputs.len());
     let mut recorded: BTreeMap<usize, Vec<Tensor>> = BTreeMap::new();
-    for start in (0..n).step_by(FORWARD_BATCH) {
-        let end = (start + FORWARD_BATCH).min(n);
-        let bytes = &images.pixels[start * per_image..end * per_image];
-        let rgb = Tensor::from_slice(bytes, (end - start, side, side, 3), device)?;
-        let out = backbone.forward_recording(&backbone.preprocess(&rgb)?, boundaries)?;
+    for out in outputs {
         pooled.push(out.pooled);
         for (b, t) in out.boundaries {
             recorded.entry(b).or_default().push(t);
         }
-        on_batch(end - start);
     }
     let labels: Vec<u32> = images.samples.iter().map(|s| s.label as u32).collect();
     Ok(Activations {
