@@ -38,7 +38,7 @@ def timed(cmd, env=None):
 def ours(binary, grid):
     with tempfile.TemporaryDirectory() as d:
         db = os.path.join(d, "gs.db")
-        wall, rss, _, load = timed([binary, "--db", db, "--quiet", "run", str(REPO / "bench" / f"{grid}.toml")])
+        wall, rss, _, load = timed([binary, "--db", db, "--quiet", "run", str(REPO / "bench" / f"{grid.replace('-', '_')}.toml")])
         report = json.loads(subprocess.run([binary, "--db", db, "report", "--format", "json"],
                                            capture_output=True, text=True, check=True).stdout)
     return {"wall_s": wall, "peak_rss_mib": rss, "best_val_accuracy": report["ranked"][0]["val_accuracy"],

@@ -21,7 +21,7 @@ pub struct SweepSummary {
 }
 
 impl SweepSummary {
-    fn add(&mut self, other: SweepSummary) {
+    pub fn add(&mut self, other: SweepSummary) {
         self.completed += other.completed;
         self.failed += other.failed;
         self.released += other.released;
@@ -40,8 +40,8 @@ pub fn run_sweep(
     let queue = Mutex::new(VecDeque::from(groups));
     let worker_name = format!("{}-{}", hostname(), std::process::id());
     let jobs = jobs.max(1);
-    // Each worker's kernels get their share of the cores: candle's GEMM and the depthwise
-    // kernel parallelise on the current rayon pool.
+    // Each worker's element-wise and depthwise kernels parallelise on its own share of the
+    // cores (candle's GEMMs are single-threaded, see `threads`).
     let threads_per_worker = (rayon::current_num_threads() / jobs).max(1);
     let results: Vec<anyhow::Result<SweepSummary>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..jobs)
@@ -95,7 +95,8 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "host".into())
 }
 
-/// One head phase, then every claimed trial of the group branches from it.
+/// Claim a group's pending trials and train them; if the store fails midway, the claimed
+/// trials still running are put back to pending before the error goes up.
 fn run_group(
     ctx: &PhaseContext,
     store: &mut Store,
@@ -106,13 +107,27 @@ fn run_group(
 ) -> anyhow::Result<SweepSummary> {
     let keys: Vec<String> = group.trials.iter().map(|t| t.key.clone()).collect();
     let claimed = store.claim(study_id, &keys, worker)?;
-    let mut summary = SweepSummary::default();
     if claimed.is_empty() {
-        return Ok(summary);
+        return Ok(SweepSummary::default());
     }
+    let result = train_group(ctx, store, &claimed, progress);
+    if result.is_err() {
+        let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
+        let _ = store.release(&ids);
+    }
+    result
+}
+
+/// One head phase, then every claimed trial of the group branches from it.
+fn train_group(
+    ctx: &PhaseContext,
+    store: &mut Store,
+    claimed: &[TrialRecord],
+    progress: &ProgressBar,
+) -> anyhow::Result<SweepSummary> {
+    let mut summary = SweepSummary::default();
     let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
     let started = Instant::now();
-    let settings = &claimed[0].settings;
     progress.set_message(format!("head phase {}", describe(&claimed[0])));
     let mut record_head_epoch = |m: &EpochMetrics| {
         for &id in &ids {
@@ -120,7 +135,8 @@ fn run_group(
         }
         store.heartbeat(&ids)
     };
-    let head = match head_phase(ctx, settings, &mut record_head_epoch) {
+    let head = guarded(|| head_phase(ctx, &claimed[0].settings, &mut record_head_epoch));
+    let head = match head {
         Ok(head) => head,
         Err(e) if e.is::<Interrupted>() => {
             store.release(&ids)?;
@@ -138,12 +154,23 @@ fn run_group(
     };
     let head_seconds = started.elapsed().as_secs_f64();
     for (i, trial) in claimed.iter().enumerate() {
-        match finish_trial(ctx, store, trial, &head, head_seconds, progress) {
-            Ok(()) => summary.completed += 1,
+        progress.set_message(format!("fine-tune {}", describe(trial)));
+        let mut record = |m: &EpochMetrics| {
+            store.record_epoch(trial.id, m)?;
+            // The whole group's claim stays alive while its branches train one by one.
+            store.heartbeat(&ids[i..])
+        };
+        let epochs = guarded(|| branch(ctx, trial, &head, &mut record));
+        match epochs {
+            Ok(epochs) => {
+                let seconds = head_seconds + epochs.iter().map(|e| e.seconds).sum::<f64>();
+                let all: Vec<EpochMetrics> = head.epochs.iter().cloned().chain(epochs).collect();
+                store.complete_trial(trial.id, &summarize(&all, seconds))?;
+                summary.completed += 1;
+            }
             Err(e) if e.is::<Interrupted>() => {
-                let rest: Vec<i64> = claimed[i..].iter().map(|t| t.id).collect();
-                store.release(&rest)?;
-                summary.released += rest.len();
+                store.release(&ids[i..])?;
+                summary.released += ids.len() - i;
                 break;
             }
             Err(e) => {
@@ -156,27 +183,29 @@ fn run_group(
     Ok(summary)
 }
 
-/// Complete a trial from the shared head phase: directly, or after its own fine-tune phase.
-fn finish_trial(
+/// A trial's own epochs after the shared head phase: its fine-tune phase, or none.
+fn branch(
     ctx: &PhaseContext,
-    store: &mut Store,
     trial: &TrialRecord,
     head: &HeadPhase,
-    head_seconds: f64,
-    progress: &ProgressBar,
-) -> anyhow::Result<()> {
-    let mut epochs = head.epochs.clone();
-    let started = Instant::now();
-    if trial.settings.unfreeze_depth > 0 {
-        progress.set_message(format!("fine-tune {}", describe(trial)));
-        let mut record = |m: &EpochMetrics| {
-            store.record_epoch(trial.id, m)?;
-            store.heartbeat(&[trial.id])
-        };
-        epochs.extend(finetune_phase(ctx, head, &trial.settings, &mut record)?);
+    record: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<EpochMetrics>> {
+    if trial.settings.unfreeze_depth == 0 {
+        return Ok(Vec::new());
     }
-    let outcome = summarize(&epochs, head_seconds + started.elapsed().as_secs_f64());
-    store.complete_trial(trial.id, &outcome)
+    finetune_phase(ctx, head, &trial.settings, record)
+}
+
+/// Run `work`, turning a panic into an error so that one trial can't take down the sweep.
+fn guarded<T>(work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(anyhow::anyhow!("panicked: {message}"))
+    })
 }
 
 fn describe(trial: &TrialRecord) -> String {

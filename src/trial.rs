@@ -201,7 +201,7 @@ pub struct EpochMetrics {
 /// What a finished trial reports to the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrialOutcome {
-    /// Validation accuracy of the weights the trial ends with (the best epoch's, see fit).
+    /// Validation accuracy after the trial's last epoch (what its final weights score).
     pub val_accuracy: f64,
     /// Best validation accuracy over all epochs of both phases.
     pub best_val_accuracy: f64,

@@ -133,6 +133,20 @@ fn run_resume_extend_and_report_rank_real_accuracies() {
         );
     }
 
+    // Other data under the same study name is refused, and nothing stored is lost.
+    let text = std::fs::read_to_string(&grid)
+        .unwrap()
+        .replace("image_size = 64", "image_size = 72");
+    std::fs::write(&grid, text).unwrap();
+    let out = gridsearch(&db, &["run", grid.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tiny") && stderr.contains("new name"),
+        "{stderr}"
+    );
+    assert_eq!(report_json(&db)["counts"]["complete"], 6);
+
     // The same seed gives the same result: a second database, same grid, same accuracies.
     let db2 = dir.path().join("again.db");
     write_grid(dir.path(), "[1e-3, 1e-2]");
@@ -146,6 +160,36 @@ fn run_resume_extend_and_report_rank_real_accuracies() {
         .map(|r| r["val_accuracy"].as_f64().unwrap())
         .collect();
     assert_eq!(accuracies2, accuracies);
+}
+
+#[test]
+fn a_diverging_trial_is_recorded_as_failed_and_the_sweep_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gs.db");
+    // Adam's steps are as large as the learning rate: 1e38 overflows f32 at once.
+    let grid = write_grid(dir.path(), "[1e-3, 1e38]");
+    let out = gridsearch(&db, &["run", grid.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = report_json(&db);
+    assert_eq!(report["counts"]["complete"], 2);
+    assert_eq!(report["counts"]["failed"], 2);
+    for failed in report["failed"].as_array().unwrap() {
+        assert_eq!(failed["params"]["learning_rate"], 1e38);
+        assert!(
+            failed["error"].as_str().unwrap().contains("diverged"),
+            "{failed}"
+        );
+    }
+    assert!(report["ranked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["params"]["learning_rate"] == 1e-3));
 }
 
 #[test]

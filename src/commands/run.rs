@@ -4,18 +4,18 @@ use super::progress::bar;
 use super::Exit;
 use crate::cli::RunArgs;
 use crate::data::decode::{decode_all, DecodedImages};
-use crate::data::{load_dataset, Sample};
+use crate::data::{load_dataset, Dataset, Sample};
 use crate::error::InputError;
 use crate::grid::Grid;
-use crate::model::load_backbone;
+use crate::model::{load_backbone, Backbone, Device};
 use crate::report::{build, render, Format};
 use crate::scheduler::{run_sweep, SweepSummary};
 use crate::store::Store;
 use crate::train::features::{record, Activations};
-use crate::train::{FeatureBank, PhaseContext, Plan};
-use crate::trial::{TrialSpec, TrialState};
-use std::collections::{BTreeSet, HashSet};
-use std::path::Path;
+use crate::train::{FeatureBank, Interrupted, PhaseContext, Plan};
+use crate::trial::{StudyRecord, TrialSpec, TrialState};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,25 +23,43 @@ use std::time::{Duration, Instant};
 /// A running trial whose heartbeat is older than this was left by a dead process.
 const STALE_AFTER: Duration = Duration::from_secs(600);
 
+/// What `run` needs beyond the grids.
+struct Options<'a> {
+    db: &'a Path,
+    jobs: usize,
+    quiet: bool,
+    cancel: &'a AtomicBool,
+}
+
 pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
     let grids = args
         .grids
         .iter()
         .map(|path| Grid::load(path))
         .collect::<Result<Vec<_>, _>>()?;
+    let device = crate::model::default_device()?;
+    let studies = check_inputs(&grids, &device)?;
     let mut store = Store::open(db)?;
+    refuse_changed_studies(&store, &grids)?;
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
     let jobs = args
         .jobs
         .map_or_else(crate::threads::available_cores, usize::from);
+    let options = Options {
+        db,
+        jobs,
+        quiet,
+        cancel: &cancel,
+    };
     let mut total = SweepSummary::default();
-    for grid in &grids {
-        let summary = run_grid(grid, &mut store, db, jobs, quiet, &cancel)?;
-        total.completed += summary.completed;
-        total.failed += summary.failed;
-        total.released += summary.released;
+    for study in &studies {
+        match run_study(study, &device, &mut store, &options) {
+            Ok(summary) => total.add(summary),
+            Err(e) if e.is::<Interrupted>() => break,
+            Err(e) => return Err(e),
+        }
         if cancel.load(Ordering::SeqCst) {
             break;
         }
@@ -63,14 +81,123 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn run_grid(
+/// A study keeps the data and model it was created with: trials on other data or weights
+/// would not be comparable, so a grid that changed them needs a new study name.
+fn refuse_changed_studies(store: &Store, grids: &[Grid]) -> anyhow::Result<()> {
+    let mut seen: HashMap<&str, String> = HashMap::new();
+    for grid in grids {
+        let fingerprint = grid.fingerprint();
+        let stored = match store.study(&grid.study_name)? {
+            Some(study) => store.study_fingerprint(study.id)?,
+            None => None,
+        };
+        let earlier = seen
+            .insert(&grid.study_name, fingerprint.clone())
+            .or(stored);
+        if earlier.is_some_and(|f| f != fingerprint) {
+            return Err(InputError::new(format!(
+                "{}: study `{}` already exists with other [data] or [model] settings; \
+                 its trials would not be comparable: give the study a new name in [study]",
+                grid.path.display(),
+                grid.study_name,
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// A grid whose data folders have been listed and whose weights have been loaded.
+struct CheckedGrid<'g> {
+    grid: &'g Grid,
+    dataset: Dataset,
+    backbone: Arc<dyn Backbone>,
+}
+
+/// Everything that can be wrong with the input, checked before any work: every grid's data
+/// folders are listed and split, every weights file is loaded (once, shared by the grids
+/// that name it).
+fn check_inputs<'g>(grids: &'g [Grid], device: &Device) -> anyhow::Result<Vec<CheckedGrid<'g>>> {
+    let mut loaded: HashMap<(String, PathBuf), Arc<dyn Backbone>> = HashMap::new();
+    let mut checked = Vec::with_capacity(grids.len());
+    for grid in grids {
+        let dataset = load_dataset(&grid.data, grid.seed)?;
+        let key = (grid.model.backbone.clone(), grid.model.weights.clone());
+        let backbone = match loaded.get(&key) {
+            Some(backbone) => backbone.clone(),
+            None => {
+                let model = load_backbone(&grid.model.backbone, &grid.model.weights, device)?;
+                let backbone: Arc<dyn Backbone> = Arc::from(model);
+                loaded.insert(key, backbone.clone());
+                backbone
+            }
+        };
+        checked.push(CheckedGrid {
+            grid,
+            dataset,
+            backbone,
+        });
+    }
+    Ok(checked)
+}
+
+/// Queue the grid's trials, do the frozen work the unfinished ones need, run them, report.
+fn run_study(
+    checked: &CheckedGrid,
+    device: &Device,
+    store: &mut Store,
+    options: &Options,
+) -> anyhow::Result<SweepSummary> {
+    let grid = checked.grid;
+    let (study, todo) = queue_trials(grid, store, options.quiet)?;
+    if todo.is_empty() {
+        return Ok(SweepSummary::default());
+    }
+    let info = checked.backbone.info();
+    let plan = Plan::new(&todo, info.blocks);
+    if !options.quiet {
+        eprint!("{plan}");
+    }
+    let clock = Instant::now();
+    let bank = frozen_work(checked, &plan, device, options)?;
+    let frozen_seconds = clock.elapsed().as_secs_f64();
+    let ctx = PhaseContext {
+        bank: &bank,
+        backbone: checked.backbone.as_ref(),
+        classes: checked.dataset.classes.len(),
+        device,
+        cancel: options.cancel,
+    };
+    let progress = bar(todo.len(), "trials", options.quiet);
+    let summary = run_sweep(
+        &ctx,
+        options.db,
+        study.id,
+        plan.groups,
+        options.jobs,
+        &progress,
+    )?;
+    progress.finish_and_clear();
+    if options.cancel.load(Ordering::SeqCst) {
+        return Ok(summary);
+    }
+    if !options.quiet {
+        let trial_seconds = clock.elapsed().as_secs_f64() - frozen_seconds;
+        eprintln!(
+            "time: decode and backbone pass {frozen_seconds:.1} s, trials {trial_seconds:.1} s"
+        );
+    }
+    let report = build(&study, &store.trials(study.id)?, Some(5));
+    print!("{}", render(&report, Format::Table));
+    Ok(summary)
+}
+
+/// Add the grid's new trials to its study; return the study and the trials left to run.
+fn queue_trials(
     grid: &Grid,
     store: &mut Store,
-    db: &Path,
-    jobs: usize,
     quiet: bool,
-    cancel: &AtomicBool,
-) -> anyhow::Result<SweepSummary> {
+) -> anyhow::Result<(StudyRecord, Vec<TrialSpec>)> {
     let study = store.ensure_study(&grid.study_name, &grid.text, &grid.fingerprint())?;
     let trials = grid.trials();
     let added = store.add_trials(study.id, &trials)?;
@@ -85,74 +212,59 @@ fn run_grid(
         .into_iter()
         .filter(|t| pending.contains(&t.key))
         .collect();
-    let info = crate::backbones::lookup(&grid.model.backbone).expect("validated backbone");
     if todo.is_empty() {
         println!(
             "study {}: every trial is finished ({added} new)",
             study.name
         );
-        return Ok(SweepSummary::default());
-    }
-    let plan = Plan::new(&todo, info.blocks);
-    if !quiet {
+    } else if !quiet {
         eprintln!(
             "study {}: {} trials to run ({added} new)",
             study.name,
             todo.len()
         );
-        eprint!("{plan}");
     }
-    let clock = Instant::now();
-    let dataset = load_dataset(&grid.data, grid.seed)?;
-    let train = decode(&dataset.train, grid.data.image_size, "decode", quiet)?;
-    let val = decode(&dataset.val, grid.data.image_size, "decode val", quiet)?;
-    let decode_seconds = clock.elapsed().as_secs_f64();
-    let device = crate::model::default_device()?;
-    let backbone = load_backbone(&grid.model.backbone, &grid.model.weights, &device)?;
-    let frozen = |images: &DecodedImages, label: &str| -> anyhow::Result<Activations> {
-        let progress = bar(images.samples.len(), label, quiet);
-        let out = record(backbone.as_ref(), images, &plan.boundaries, &device, &|n| {
-            progress.inc(n as u64)
-        })?;
+    Ok((study, todo))
+}
+
+/// Decode every image once and run the frozen backbone once, recording what the plan needs.
+fn frozen_work(
+    checked: &CheckedGrid,
+    plan: &Plan,
+    device: &Device,
+    options: &Options,
+) -> anyhow::Result<FeatureBank> {
+    let (grid, backbone) = (checked.grid, checked.backbone.as_ref());
+    let size = grid.data.image_size;
+    let frozen = |samples: &[Sample], label: &str| -> anyhow::Result<Activations> {
+        let images = decode(grid, samples, size, options.quiet)?;
+        let progress = bar(images.samples.len(), label, options.quiet);
+        let tick = |n: usize| progress.inc(n as u64);
+        let out = record(
+            backbone,
+            &images,
+            &plan.boundaries,
+            device,
+            options.cancel,
+            &tick,
+        )?;
         progress.finish_and_clear();
         Ok(out)
     };
-    let bank = FeatureBank {
-        train: frozen(&train, "backbone")?,
-        val: frozen(&val, "backbone val")?,
-    };
-    let frozen_seconds = clock.elapsed().as_secs_f64() - decode_seconds;
-    let ctx = PhaseContext {
-        bank: &bank,
-        backbone: backbone.as_ref(),
-        classes: dataset.classes.len(),
-        device: &device,
-        cancel,
-    };
-    let progress = bar(todo.len(), "trials", quiet);
-    let summary = run_sweep(&ctx, db, study.id, plan.groups, jobs, &progress)?;
-    progress.finish_and_clear();
-    if !quiet {
-        let images = train.samples.len() + val.samples.len();
-        eprintln!(
-            "time: decode {decode_seconds:.1} s, backbone pass {frozen_seconds:.1} s ({:.0} img/s), trials {:.1} s",
-            images as f64 / frozen_seconds,
-            clock.elapsed().as_secs_f64() - decode_seconds - frozen_seconds
-        );
-    }
-    let report = build(&study, &store.trials(study.id)?, Some(5));
-    print!("{}", render(&report, Format::Table));
-    Ok(summary)
+    Ok(FeatureBank {
+        train: frozen(&checked.dataset.train, "backbone")?,
+        val: frozen(&checked.dataset.val, "backbone val")?,
+    })
 }
 
-/// Decode one split, report skipped files once each, refuse a split left empty.
+/// Decode one split, report skipped files once each, refuse a split left without two classes.
 fn decode(
+    grid: &Grid,
     samples: &[Sample],
     size: usize,
-    label: &str,
     quiet: bool,
 ) -> anyhow::Result<DecodedImages> {
-    let progress = bar(samples.len(), label, quiet);
+    let progress = bar(samples.len(), "decode", quiet);
     let (images, skipped) = decode_all(samples, size, &|| progress.inc(1));
     progress.finish_and_clear();
     for s in &skipped {
@@ -163,9 +275,10 @@ fn decode(
         );
     }
     let classes: BTreeSet<usize> = images.samples.iter().map(|s| s.label).collect();
-    if images.samples.is_empty() || classes.len() < 2 {
+    if classes.len() < 2 {
         return Err(InputError::new(format!(
-            "{label}: fewer than two classes have readable images ({} files skipped)",
+            "{}: [data] fewer than two classes have readable images in a split ({} files skipped)",
+            grid.path.display(),
             skipped.len()
         ))
         .into());

@@ -49,3 +49,78 @@ pub fn load_dataset(config: &DataConfig, seed: u64) -> anyhow::Result<Dataset> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::SplitMode;
+    use std::path::Path;
+
+    fn touch(root: &Path, files: &[&str]) {
+        for f in files {
+            let path = root.join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        }
+    }
+
+    fn config(source: DataSource, train_per_class: Option<usize>) -> DataConfig {
+        DataConfig {
+            source,
+            image_size: 64,
+            split: SplitMode::Random,
+            val_fraction: 0.2,
+            train_per_class,
+            val_per_class: None,
+        }
+    }
+
+    #[test]
+    fn pre_split_folders_keep_their_sides_and_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(
+            dir.path(),
+            &[
+                "train/a/1.jpg",
+                "train/a/2.jpg",
+                "train/b/3.jpg",
+                "val/a/4.jpg",
+                "val/b/5.jpg",
+            ],
+        );
+        let source = DataSource::Split {
+            train: dir.path().join("train"),
+            val: dir.path().join("val"),
+        };
+        let data = load_dataset(&config(source.clone(), None), 0).unwrap();
+        assert_eq!(data.classes, ["a", "b"]);
+        let labels = |s: &[Sample]| s.iter().map(|s| s.label).collect::<Vec<_>>();
+        assert_eq!(labels(&data.train), [0, 0, 1]);
+        assert_eq!(labels(&data.val), [0, 1]);
+        assert!(data.val[1].path.ends_with("val/b/5.jpg"));
+        let capped = load_dataset(&config(source, Some(1)), 0).unwrap();
+        assert_eq!(labels(&capped.train), [0, 1]);
+    }
+
+    #[test]
+    fn pre_split_folders_must_name_the_same_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(
+            dir.path(),
+            &[
+                "train/a/1.jpg",
+                "train/b/2.jpg",
+                "val/a/3.jpg",
+                "val/c/4.jpg",
+            ],
+        );
+        let source = DataSource::Split {
+            train: dir.path().join("train"),
+            val: dir.path().join("val"),
+        };
+        let err = load_dataset(&config(source, None), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("val") && err.contains("differ"), "{err}");
+    }
+}

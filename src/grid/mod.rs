@@ -181,8 +181,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// A path as the fingerprint sees it: absolute when it exists, so that running the same grid
+/// from another folder (or as `./grids/x.toml`) keeps the same fingerprint.
 fn path_text(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn check_exists(needed: &sections::RequiredPath) -> Result<(), Issue> {

@@ -220,7 +220,12 @@ fn multiply_accumulate(acc: &mut [f32], a: &[f32], b: &[f32]) {
 }
 
 /// The contiguous f32 data of a storage, or an error naming the op.
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+/// The f32 data of a contiguous operand (custom ops read storages directly).
+pub(crate) fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> Result<&'a [f32]> {
     let data = storage.as_slice::<f32>()?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),

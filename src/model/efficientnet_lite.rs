@@ -5,6 +5,7 @@
 //! head conv1x1 320 -> 1280 -> BN -> ReLU6; mean over H, W. BN eps 1e-3, TensorFlow "SAME"
 //! padding (stride-2 convs put the extra pixel bottom/right), inputs `(x - 127.5) / 128`.
 
+use super::depthwise::same_padding;
 use super::layers::{BatchNorm, ConvBn};
 use super::relu6::relu6;
 use super::weights::Checkpoint;
@@ -136,8 +137,8 @@ struct Stem {
 impl Stem {
     fn forward(&self, images: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = images.dims4()?;
-        let (top, bottom) = same_padding(h, 3, 2);
-        let (left, right) = same_padding(w, 3, 2);
+        let (_, top, bottom) = same_padding(h, 3, 2);
+        let (_, left, right) = same_padding(w, 3, 2);
         let x = images
             .pad_with_zeros(2, top, bottom)?
             .pad_with_zeros(3, left, right)?
@@ -145,13 +146,6 @@ impl Stem {
             .permute((0, 2, 3, 1))?;
         relu6(&self.bn.apply(&x)?.contiguous()?)
     }
-}
-
-/// TensorFlow "SAME" padding (before, after) of one spatial axis.
-pub fn same_padding(size: usize, kernel: usize, stride: usize) -> (usize, usize) {
-    let out = size.div_ceil(stride);
-    let total = ((out - 1) * stride + kernel).saturating_sub(size);
-    (total / 2, total - total / 2)
 }
 
 /// The head convolution and the global average pool that give the pooled features.

@@ -9,6 +9,7 @@ pub mod relu6;
 pub mod weights;
 
 pub use backbone::{load_backbone, Backbone, Recorded, TrainableTail};
+pub use candle_core::Device;
 pub use head::{Head, HeadConfig};
 
 /// The device training runs on: CUDA when built with `--features cuda` and a GPU is present.

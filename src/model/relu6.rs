@@ -4,6 +4,7 @@
 //! element-wise loop that lets the gradient through where the output is strictly inside (0, 6).
 //! Tensors on other devices fall back to `clamp`.
 
+use super::depthwise::contiguous_f32;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -91,15 +92,6 @@ impl CustomOp2 for Relu6Grad {
 fn mask_gradient(grad_x: &mut [f32], grad_y: &[f32], y: &[f32]) {
     for ((gx, &gy), &y) in grad_x.iter_mut().zip(grad_y).zip(y) {
         *gx = if y > 0.0 && y < SIX { gy } else { 0.0 };
-    }
-}
-
-/// The contiguous f32 data of a storage, or an error naming the op.
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("{op}: operand must be contiguous"),
     }
 }
 

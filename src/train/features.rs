@@ -1,10 +1,12 @@
 //! One frozen backbone pass over the decoded images, recording every activation the plan needs.
 
+use super::Interrupted;
 use crate::data::decode::DecodedImages;
 use crate::model::{Backbone, Recorded};
 use candle_core::{Device, Result, Tensor};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Frozen activations of one split, row i = image i.
 pub struct Activations {
@@ -14,16 +16,6 @@ pub struct Activations {
     pub boundaries: BTreeMap<usize, Tensor>,
     /// Class index per image [N] (u32).
     pub labels: Tensor,
-}
-
-impl Activations {
-    pub fn len(&self) -> usize {
-        self.pooled.dim(0).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The frozen work of a study: computed once, shared by every trial.
@@ -42,8 +34,9 @@ pub fn record(
     images: &DecodedImages,
     boundaries: &BTreeSet<usize>,
     device: &Device,
+    cancel: &AtomicBool,
     on_batch: &(dyn Fn(usize) + Sync),
-) -> Result<Activations> {
+) -> anyhow::Result<Activations> {
     let side = images.size;
     let per_image = side * side * 3;
     let n = images.samples.len();
@@ -51,7 +44,10 @@ pub fn record(
     // Batches are independent: they run side by side, one per core (see `threads`).
     let outputs: Vec<Recorded> = starts
         .par_iter()
-        .map(|&start| {
+        .map(|&start| -> anyhow::Result<Recorded> {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Interrupted.into());
+            }
             let end = (start + FORWARD_BATCH).min(n);
             let bytes = &images.pixels[start * per_image..end * per_image];
             let rgb = Tensor::from_slice(bytes, (end - start, side, side, 3), device)?;
@@ -59,7 +55,7 @@ pub fn record(
             on_batch(end - start);
             Ok(out)
         })
-        .collect::<Result<_>>()?;
+        .collect::<anyhow::Result<_>>()?;
     let mut pooled = Vec::with_capacity(outputs.len());
     let mut recorded: BTreeMap<usize, Vec<Tensor>> = BTreeMap::new();
     for out in outputs {

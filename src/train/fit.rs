@@ -61,31 +61,51 @@ impl EarlyStopping {
     }
 }
 
-enum Stepper {
+/// The optimiser, with PyTorch's meaning of `weight_decay`: decoupled for AdamW, an L2 term
+/// added to the gradient for Adam and SGD.
+struct Stepper {
+    kind: StepperKind,
+    vars: Vec<Var>,
+    l2: f64,
+}
+
+enum StepperKind {
     Adam(AdamW),
     Sgd(SGD),
 }
 
 impl Stepper {
     fn new(vars: Vec<Var>, s: &FitSettings) -> Result<Stepper> {
-        Ok(match s.optimizer {
-            // Adam is AdamW without decay; with a decay we use the decoupled (AdamW) form.
-            Optimizer::Adam | Optimizer::AdamW => Stepper::Adam(AdamW::new(
-                vars,
-                ParamsAdamW {
-                    lr: s.learning_rate,
-                    weight_decay: s.weight_decay,
-                    ..Default::default()
-                },
-            )?),
-            Optimizer::Sgd => Stepper::Sgd(SGD::new(vars, s.learning_rate)?),
-        })
+        let adam = |weight_decay| {
+            let params = ParamsAdamW {
+                lr: s.learning_rate,
+                weight_decay,
+                ..Default::default()
+            };
+            AdamW::new(vars.clone(), params).map(StepperKind::Adam)
+        };
+        let (kind, l2) = match s.optimizer {
+            Optimizer::AdamW => (adam(s.weight_decay)?, 0.0),
+            Optimizer::Adam => (adam(0.0)?, s.weight_decay),
+            Optimizer::Sgd => {
+                let sgd = SGD::new(vars.clone(), s.learning_rate)?;
+                (StepperKind::Sgd(sgd), s.weight_decay)
+            }
+        };
+        Ok(Stepper { kind, vars, l2 })
     }
 
+    /// One update from `loss` (plus `l2 / 2 * sum(w^2)`, whose gradient is `l2 * w`).
     fn step(&mut self, loss: &Tensor) -> Result<()> {
-        match self {
-            Stepper::Adam(o) => o.backward_step(loss),
-            Stepper::Sgd(o) => o.backward_step(loss),
+        let mut objective = loss.clone();
+        if self.l2 > 0.0 {
+            for var in &self.vars {
+                objective = (objective + (var.sqr()?.sum_all()? * (self.l2 / 2.0))?)?;
+            }
+        }
+        match &mut self.kind {
+            StepperKind::Adam(o) => o.backward_step(&objective),
+            StepperKind::Sgd(o) => o.backward_step(&objective),
         }
     }
 }
@@ -121,6 +141,13 @@ pub fn fit(
             stepper.step(&loss)?;
             loss_sum += f64::from(loss.to_scalar::<f32>()?) * batch.len() as f64;
             correct += count_correct(&logits, &y)?;
+        }
+        if !loss_sum.is_finite() {
+            anyhow::bail!(
+                "training diverged: the {} phase's loss is not finite in epoch {epoch} \
+                 (try a lower learning rate)",
+                settings.phase.as_str()
+            );
         }
         let (val_loss, val_accuracy) = evaluate(forward, data.val_inputs, data.val_labels)?;
         let metrics = EpochMetrics {
