@@ -35,6 +35,9 @@ pub struct RunArgs {
     /// Head groups trained at the same time (default: one per core).
     #[arg(long, short, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
+    /// A trial whose process died this many times while running it is marked failed.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Args)]

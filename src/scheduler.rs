@@ -39,6 +39,7 @@ pub fn run_sweep(
 ) -> anyhow::Result<SweepSummary> {
     let queue = Mutex::new(VecDeque::from(groups));
     let worker_name = format!("{}-{}", hostname(), std::process::id());
+    // Name format `host-pid-index`: `is_dead_worker` reads it back.
     let jobs = jobs.max(1);
     // Each worker's element-wise and depthwise kernels parallelise on its own share of the
     // cores (candle's GEMMs are single-threaded, see `threads`).
@@ -87,6 +88,21 @@ fn work(
         )?);
     }
     Ok(summary)
+}
+
+/// Whether a worker name (`host-pid-index`) belongs to a process on this host that has
+/// exited: its trials were abandoned (kill -9, a crash, a power cut) and can run again now.
+pub fn is_dead_worker(worker: &str) -> bool {
+    let mut parts = worker.rsplitn(3, '-');
+    let (_index, pid, host) = (parts.next(), parts.next(), parts.next());
+    let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    let proc_fs = Path::new("/proc/self").exists();
+    host == Some(hostname().as_str())
+        && pid != std::process::id()
+        && proc_fs
+        && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn hostname() -> String {
@@ -215,4 +231,31 @@ fn describe(trial: &TrialRecord) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_is_dead_only_when_its_process_on_this_host_is_gone() {
+        let host = hostname();
+        assert!(
+            !is_dead_worker(&format!("{host}-{}-0", std::process::id())),
+            "ourselves"
+        );
+        assert!(!is_dead_worker(&format!("{host}-1-0")), "pid 1 is alive");
+        assert!(
+            !is_dead_worker(&format!("other-host-{}-0", u32::MAX - 1)),
+            "another host: heartbeat decides"
+        );
+        assert!(!is_dead_worker("garbage"));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(
+            is_dead_worker(&format!("{host}-{pid}-1")),
+            "an exited process"
+        );
+    }
 }

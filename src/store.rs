@@ -83,6 +83,15 @@ const EPOCH_COLUMNS: &str =
 /// Head epochs first, then fine-tune epochs, each by epoch number.
 const EPOCH_ORDER: &str = "CASE phase WHEN 'head' THEN 0 ELSE 1 END, epoch";
 
+/// What recovering abandoned trials did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    /// Back to pending, to run again.
+    pub requeued: usize,
+    /// Marked failed after too many attempts.
+    pub failed: usize,
+}
+
 /// A handle on one gridsearch database file.
 pub struct Store {
     conn: Connection,
@@ -247,26 +256,59 @@ impl Store {
         Ok(())
     }
 
-    /// Put back to pending the running trials whose last heartbeat is at least `older_than` old.
-    pub fn requeue_stale(&mut self, study_id: i64, older_than: Duration) -> anyhow::Result<usize> {
-        let modifier = format!("-{:.3} seconds", older_than.as_secs_f64());
+    /// Recover the study's running trials whose process is gone: those whose heartbeat is
+    /// older than `stale_after` or whose worker `is_dead` says so. Each goes back to pending
+    /// (its epochs deleted), unless it has already been started `max_attempts` times: then it
+    /// kept taking its process down, and is marked failed.
+    pub fn recover_abandoned(
+        &mut self,
+        study_id: i64,
+        stale_after: Duration,
+        max_attempts: u32,
+        is_dead: &dyn Fn(&str) -> bool,
+    ) -> anyhow::Result<Recovered> {
+        let modifier = format!("-{:.3} seconds", stale_after.as_secs_f64());
         let tx = self.write_transaction()?;
-        let ids: Vec<i64> = {
-            let mut requeue = tx.prepare(
-                "UPDATE trials SET state = 'pending', worker = NULL, started_at = NULL, \
-                 heartbeat_at = NULL WHERE study_id = ?1 AND state = 'running' \
-                 AND (heartbeat_at IS NULL \
-                      OR heartbeat_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)) \
-                 RETURNING id",
+        let running: Vec<(i64, Option<String>, i64, bool)> = {
+            let mut select = tx.prepare(
+                "SELECT id, worker, attempts, (heartbeat_at IS NULL \
+                 OR heartbeat_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)) \
+                 FROM trials WHERE study_id = ?1 AND state = 'running'",
             )?;
-            let rows = requeue.query_map(params![study_id, modifier], |row| row.get(0))?;
+            let rows = select.query_map(params![study_id, modifier], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?;
             rows.collect::<Result<_, _>>()?
         };
-        for id in &ids {
-            delete_epochs(&tx, *id)?;
+        let mut recovered = Recovered::default();
+        for (id, worker, attempts, stale) in running {
+            let worker = worker.unwrap_or_default();
+            if !stale && !is_dead(&worker) {
+                continue;
+            }
+            if attempts >= i64::from(max_attempts) {
+                let error = format!(
+                    "its process died {attempts} times while running it (last worker {worker}); \
+                     not retried"
+                );
+                tx.execute(
+                    "UPDATE trials SET state = 'failed', error = ?2, \
+                     finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+                    params![id, error],
+                )?;
+                recovered.failed += 1;
+            } else {
+                tx.execute(
+                    "UPDATE trials SET state = 'pending', worker = NULL, started_at = NULL, \
+                     heartbeat_at = NULL WHERE id = ?1",
+                    [id],
+                )?;
+                delete_epochs(&tx, id)?;
+                recovered.requeued += 1;
+            }
         }
         tx.commit()?;
-        Ok(ids.len())
+        Ok(recovered)
     }
 
     /// Store one epoch's metrics, replacing any earlier row for the same phase and epoch.
@@ -980,22 +1022,55 @@ mod tests {
     }
 
     #[test]
-    fn requeue_stale_moves_only_old_running_trials() {
+    fn recover_abandoned_requeues_stale_or_dead_and_fails_repeat_offenders() {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, study_id) = store_with_trials(&dir, &keys(3));
-        let claimed = store.claim(study_id, &keys(2), "w").unwrap();
-        store.heartbeat(&[claimed[0].id]).unwrap();
+        let claimed = store.claim(study_id, &keys(2), "alive").unwrap();
+        store.heartbeat(&[claimed[0].id, claimed[1].id]).unwrap();
         store
             .record_epoch(claimed[0].id, &epoch(Phase::Head, 1, 0.3))
             .unwrap();
         let hour = Duration::from_secs(3600);
-        assert_eq!(store.requeue_stale(study_id, hour).unwrap(), 0);
+        let nobody_dead = |_: &str| false;
+        let none = store
+            .recover_abandoned(study_id, hour, 3, &nobody_dead)
+            .unwrap();
+        assert_eq!(none, Recovered::default());
         assert_eq!(state_of(&store, study_id, "k000"), TrialState::Running);
-        assert_eq!(store.requeue_stale(study_id, Duration::ZERO).unwrap(), 2);
+        // A dead worker is recovered at once, whatever its heartbeat.
+        let all_dead = |w: &str| w == "alive";
+        let back = store
+            .recover_abandoned(study_id, hour, 3, &all_dead)
+            .unwrap();
+        assert_eq!(
+            back,
+            Recovered {
+                requeued: 2,
+                failed: 0
+            }
+        );
         for key in keys(3) {
             assert_eq!(state_of(&store, study_id, &key), TrialState::Pending);
         }
         assert!(store.epochs(claimed[0].id).unwrap().is_empty());
+        // Claimed a second time and abandoned again: with max_attempts 2 it fails for good.
+        store.claim(study_id, &keys(1), "w2").unwrap();
+        let stale = store
+            .recover_abandoned(study_id, Duration::ZERO, 2, &nobody_dead)
+            .unwrap();
+        assert_eq!(
+            stale,
+            Recovered {
+                requeued: 0,
+                failed: 1
+            }
+        );
+        assert_eq!(state_of(&store, study_id, "k000"), TrialState::Failed);
+        let failed = &store.trials(study_id).unwrap()[0];
+        assert!(
+            failed.error.as_deref().unwrap().contains("died 2 times"),
+            "{failed:?}"
+        );
     }
 
     #[test]

@@ -1,21 +1,9 @@
 //! The real binary on the shipped photos and weights: run, resume, extend, report, bad input.
 
+mod common;
+
+use common::{gridsearch, repo};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn gridsearch(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gridsearch"))
-        .arg("--db")
-        .arg(db)
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
 
 /// A tiny grid over the shipped sample: 20 training and 10 validation photos per class.
 fn write_grid(dir: &Path, learning_rates: &str) -> PathBuf {

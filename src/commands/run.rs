@@ -9,8 +9,8 @@ use crate::error::InputError;
 use crate::grid::Grid;
 use crate::model::{load_backbone, Backbone, Device};
 use crate::report::{build, render, Format};
-use crate::scheduler::{run_sweep, SweepSummary};
-use crate::store::Store;
+use crate::scheduler::{is_dead_worker, run_sweep, SweepSummary};
+use crate::store::{Recovered, Store};
 use crate::train::features::{record, Activations};
 use crate::train::{FeatureBank, Interrupted, PhaseContext, Plan};
 use crate::trial::{StudyRecord, TrialSpec, TrialState};
@@ -28,6 +28,7 @@ struct Options<'a> {
     db: &'a Path,
     jobs: usize,
     quiet: bool,
+    max_attempts: u32,
     cancel: &'a AtomicBool,
 }
 
@@ -51,6 +52,7 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
         db,
         jobs,
         quiet,
+        max_attempts: args.max_attempts,
         cancel: &cancel,
     };
     let mut total = SweepSummary::default();
@@ -149,9 +151,13 @@ fn run_study(
     options: &Options,
 ) -> anyhow::Result<SweepSummary> {
     let grid = checked.grid;
-    let (study, todo) = queue_trials(grid, store, options.quiet)?;
+    let (study, todo, recovered) = queue_trials(grid, store, options)?;
+    let abandoned = SweepSummary {
+        failed: recovered.failed,
+        ..SweepSummary::default()
+    };
     if todo.is_empty() {
-        return Ok(SweepSummary::default());
+        return Ok(abandoned);
     }
     let info = checked.backbone.info();
     let plan = Plan::new(&todo, info.blocks);
@@ -169,7 +175,7 @@ fn run_study(
         cancel: options.cancel,
     };
     let progress = bar(todo.len(), "trials", options.quiet);
-    let summary = run_sweep(
+    let mut summary = run_sweep(
         &ctx,
         options.db,
         study.id,
@@ -178,6 +184,7 @@ fn run_study(
         &progress,
     )?;
     progress.finish_and_clear();
+    summary.add(abandoned);
     if options.cancel.load(Ordering::SeqCst) {
         return Ok(summary);
     }
@@ -196,12 +203,19 @@ fn run_study(
 fn queue_trials(
     grid: &Grid,
     store: &mut Store,
-    quiet: bool,
-) -> anyhow::Result<(StudyRecord, Vec<TrialSpec>)> {
+    options: &Options,
+) -> anyhow::Result<(StudyRecord, Vec<TrialSpec>, Recovered)> {
     let study = store.ensure_study(&grid.study_name, &grid.text, &grid.fingerprint())?;
     let trials = grid.trials();
     let added = store.add_trials(study.id, &trials)?;
-    store.requeue_stale(study.id, STALE_AFTER)?;
+    let recovered =
+        store.recover_abandoned(study.id, STALE_AFTER, options.max_attempts, &is_dead_worker)?;
+    if recovered.requeued + recovered.failed > 0 {
+        eprintln!(
+            "study {}: {} trials left running by a process that died are pending again; {} failed after {} attempts",
+            study.name, recovered.requeued, recovered.failed, options.max_attempts
+        );
+    }
     let pending: HashSet<String> = store
         .trials(study.id)?
         .into_iter()
@@ -217,14 +231,14 @@ fn queue_trials(
             "study {}: every trial is finished ({added} new)",
             study.name
         );
-    } else if !quiet {
+    } else if !options.quiet {
         eprintln!(
             "study {}: {} trials to run ({added} new)",
             study.name,
             todo.len()
         );
     }
-    Ok((study, todo))
+    Ok((study, todo, recovered))
 }
 
 /// Decode every image once and run the frozen backbone once, recording what the plan needs.
