@@ -38,6 +38,10 @@ pub struct RunArgs {
     /// A trial whose process died this many times while running it is marked failed.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
+    /// When a grid's data, model or fixed [train] settings differ from its study's, run it as a
+    /// new study (`<name>-2`, ...) instead of refusing.
+    #[arg(long)]
+    pub new_study: bool,
 }
 
 #[derive(Debug, Args)]

@@ -129,11 +129,20 @@ fn run_resume_extend_and_report_rank_real_accuracies() {
     let out = gridsearch(&db, &["run", grid.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("tiny") && stderr.contains("new name"),
-        "{stderr}"
-    );
+    let names_change = stderr.contains("`tiny`") && stderr.contains("(data.image_size)");
+    assert!(names_change, "{stderr}");
     assert_eq!(report_json(&db)["counts"]["complete"], 6);
+    // ... unless asked for a new study: then it runs as `tiny-2`, beside the first.
+    let out = gridsearch(&db, &["run", "--new-study", grid.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report_json(&db)["study"], "tiny-2");
+    let first = gridsearch(&db, &["report", "--study", "tiny", "--format", "json"]);
+    let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(first["counts"]["complete"], 6);
 
     // The same seed gives the same result: a second database, same grid, same accuracies.
     let db2 = dir.path().join("again.db");

@@ -6,7 +6,7 @@ use crate::cli::RunArgs;
 use crate::data::decode::{decode_all, DecodedImages};
 use crate::data::{load_dataset, Dataset, Sample};
 use crate::error::InputError;
-use crate::grid::Grid;
+use crate::grid::{fingerprint_changes, Grid};
 use crate::model::{load_backbone, Backbone, Device};
 use crate::report::{build, render, Format};
 use crate::scheduler::{is_dead_worker, run_sweep, SweepSummary};
@@ -41,7 +41,7 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
     let device = crate::model::default_device()?;
     let studies = check_inputs(&grids, &device)?;
     let mut store = Store::open(db)?;
-    refuse_changed_studies(&store, &grids)?;
+    let names = study_names(&store, &grids, args.new_study)?;
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
@@ -56,8 +56,8 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
         cancel: &cancel,
     };
     let mut total = SweepSummary::default();
-    for study in &studies {
-        match run_study(study, &device, &mut store, &options) {
+    for (study, name) in studies.iter().zip(&names) {
+        match run_study(study, name, &device, &mut store, &options) {
             Ok(summary) => total.add(summary),
             Err(e) if e.is::<Interrupted>() => break,
             Err(e) => return Err(e),
@@ -83,30 +83,43 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// A study keeps the data and model it was created with: trials on other data or weights
-/// would not be comparable, so a grid that changed them needs a new study name.
-fn refuse_changed_studies(store: &Store, grids: &[Grid]) -> anyhow::Result<()> {
-    let mut seen: HashMap<&str, String> = HashMap::new();
+/// A study keeps the settings it was created with: trials on other data, weights or fixed
+/// [train] settings would not be comparable. Such a grid is refused with what changed, or,
+/// with `--new-study`, runs as a new study named `<name>-2` (or the next free number).
+fn study_names(store: &Store, grids: &[Grid], new_study: bool) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::with_capacity(grids.len());
+    let mut planned: HashMap<String, String> = HashMap::new();
     for grid in grids {
         let fingerprint = grid.fingerprint();
-        let stored = match store.study(&grid.study_name)? {
-            Some(study) => store.study_fingerprint(study.id)?,
-            None => None,
-        };
-        let earlier = seen
-            .insert(&grid.study_name, fingerprint.clone())
-            .or(stored);
-        if earlier.is_some_and(|f| f != fingerprint) {
-            return Err(InputError::new(format!(
-                "{}: study `{}` already exists with other [data] or [model] settings; \
-                 its trials would not be comparable: give the study a new name in [study]",
-                grid.path.display(),
-                grid.study_name,
-            ))
-            .into());
+        let mut name = grid.study_name.clone();
+        let mut suffix = 1;
+        loop {
+            let existing = match planned.get(&name) {
+                Some(f) => Some(f.clone()),
+                None => match store.study(&name)? {
+                    Some(study) => store.study_fingerprint(study.id)?,
+                    None => None,
+                },
+            };
+            let Some(existing) = existing.filter(|f| *f != fingerprint) else {
+                break;
+            };
+            if !new_study {
+                let changes = fingerprint_changes(&existing, &fingerprint).join(", ");
+                return Err(InputError::new(format!(
+                    "{}: study `{name}` was run with other settings ({changes}); its trials \
+                     would not be comparable: rename the study in [study] or pass --new-study",
+                    grid.path.display()
+                ))
+                .into());
+            }
+            suffix += 1;
+            name = format!("{}-{suffix}", grid.study_name);
         }
+        planned.insert(name.clone(), fingerprint);
+        names.push(name);
     }
-    Ok(())
+    Ok(names)
 }
 
 /// A grid whose data folders have been listed and whose weights have been loaded.
@@ -146,12 +159,13 @@ fn check_inputs<'g>(grids: &'g [Grid], device: &Device) -> anyhow::Result<Vec<Ch
 /// Queue the grid's trials, do the frozen work the unfinished ones need, run them, report.
 fn run_study(
     checked: &CheckedGrid,
+    name: &str,
     device: &Device,
     store: &mut Store,
     options: &Options,
 ) -> anyhow::Result<SweepSummary> {
     let grid = checked.grid;
-    let (study, todo, recovered) = queue_trials(grid, store, options)?;
+    let (study, todo, recovered) = queue_trials(grid, name, store, options)?;
     let abandoned = SweepSummary {
         failed: recovered.failed,
         ..SweepSummary::default()
@@ -202,10 +216,11 @@ fn run_study(
 /// Add the grid's new trials to its study; return the study and the trials left to run.
 fn queue_trials(
     grid: &Grid,
+    name: &str,
     store: &mut Store,
     options: &Options,
 ) -> anyhow::Result<(StudyRecord, Vec<TrialSpec>, Recovered)> {
-    let study = store.ensure_study(&grid.study_name, &grid.text, &grid.fingerprint())?;
+    let study = store.ensure_study(name, &grid.text, &grid.fingerprint())?;
     let trials = grid.trials();
     let added = store.add_trials(study.id, &trials)?;
     let recovered =
