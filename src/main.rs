@@ -21,7 +21,14 @@ fn main() -> ExitCode {
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(error) => {
-            if let Some(input) = error.downcast_ref::<InputError>() {
+            if let Some(failure) = gridsearch::store::write_failure(&error) {
+                eprintln!(
+                    "error: {}: cannot write ({failure}): is the disk full? Everything stored \
+                     before is kept: free space, then run the same command again",
+                    cli.db.display()
+                );
+                ExitCode::from(Exit::BadInput as u8)
+            } else if let Some(input) = error.downcast_ref::<InputError>() {
                 eprintln!("error: {input}");
                 ExitCode::from(Exit::BadInput as u8)
             } else {

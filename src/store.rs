@@ -1237,3 +1237,18 @@ mod tests {
         assert_eq!(distinct, all.into_iter().collect::<BTreeSet<_>>());
     }
 }
+
+/// When `error` comes from SQLite failing to write (disk full, or an I/O error beneath it),
+/// its one-line description; such errors are the machine's, not the sweep's.
+pub fn write_failure(error: &anyhow::Error) -> Option<String> {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<rusqlite::Error>())
+        .find(|e| {
+            matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure)
+            )
+        })
+        .map(|e| e.to_string().lines().next().unwrap_or_default().to_string())
+}

@@ -188,3 +188,55 @@ fn a_trial_whose_process_keeps_dying_is_failed_after_max_attempts() {
     let rows = trial_rows(&db);
     assert_eq!(rows[0].1, "failed", "{rows:?}");
 }
+
+#[test]
+fn a_full_disk_is_one_clear_line_and_keeps_what_was_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gs.db");
+    let axes = |lrs: &str| format!("learning_rate = {lrs}\nunfreeze_depth = [0]");
+    let grid = write(
+        &dir.path().join("full.toml"),
+        &grid_text("full", (10, 5), &axes("[1e-3]")),
+    );
+    assert!(gridsearch(&db, &["run", grid.to_str().unwrap()])
+        .status
+        .success());
+    let stored = trial_rows(&db);
+    // More trials, with the file size limit set just above the database's size: SQLite's
+    // writes then fail as on a full disk (SIGXFSZ ignored, so write() returns EFBIG).
+    write(
+        &grid,
+        &grid_text(
+            "full",
+            (10, 5),
+            &axes("[1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3]"),
+        ),
+    );
+    let blocks = std::fs::metadata(&db).unwrap().len() / 512 + 8;
+    let script =
+        format!("ulimit -f {blocks}; trap '' XFSZ; exec \"$0\" --db \"$1\" --quiet run \"$2\"");
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_gridsearch")])
+        .arg(&db)
+        .arg(&grid)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("gs.db") && stderr.contains("disk full"),
+        "{stderr}"
+    );
+    assert!(integrity_ok(&db));
+    let now = trial_rows(&db);
+    assert!(stored.iter().all(|row| now.contains(row)), "{now:?}");
+    // With room again, the same command finishes every trial.
+    let out = gridsearch(&db, &["run", grid.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(trial_rows(&db).iter().all(|r| r.1 == "complete"));
+}
