@@ -799,6 +799,21 @@ impl EpochRow {
     }
 }
 
+/// When `error` comes from SQLite failing to write (disk full, or an I/O error beneath it),
+/// its one-line description; such errors are the machine's, not the sweep's.
+pub fn write_failure(error: &anyhow::Error) -> Option<String> {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<rusqlite::Error>())
+        .find(|e| {
+            matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure)
+            )
+        })
+        .map(|e| e.to_string().lines().next().unwrap_or_default().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1236,19 +1251,4 @@ mod tests {
         let distinct: BTreeSet<String> = claimed.into_iter().collect();
         assert_eq!(distinct, all.into_iter().collect::<BTreeSet<_>>());
     }
-}
-
-/// When `error` comes from SQLite failing to write (disk full, or an I/O error beneath it),
-/// its one-line description; such errors are the machine's, not the sweep's.
-pub fn write_failure(error: &anyhow::Error) -> Option<String> {
-    error
-        .chain()
-        .filter_map(|cause| cause.downcast_ref::<rusqlite::Error>())
-        .find(|e| {
-            matches!(
-                e.sqlite_error_code(),
-                Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure)
-            )
-        })
-        .map(|e| e.to_string().lines().next().unwrap_or_default().to_string())
 }

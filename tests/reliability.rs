@@ -18,9 +18,11 @@ fn expected_epochs(rows: &[Row]) -> BTreeSet<i64> {
 fn kill_9_at_random_points_loses_no_finished_trial_and_runs_none_twice() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gs.db");
+    // 12 trials on 80 photos per class: long enough (several seconds) for several kills.
+    let axes = "learning_rate = [1e-3, 3e-3, 1e-2, 3e-2]\nunfreeze_depth = [0, 1, 2]";
     let grid = write(
         &dir.path().join("kill.toml"),
-        &grid_text("kill", (40, 10), AXES),
+        &grid_text("kill", (80, 10), axes),
     );
     let grid = grid.to_str().unwrap();
     // Kill points from a fixed-seed generator: reproducible, spread over a run's life.
@@ -61,7 +63,7 @@ fn kill_9_at_random_points_loses_no_finished_trial_and_runs_none_twice() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows = trial_rows(&db);
-    assert_eq!(rows.len(), 9);
+    assert_eq!(rows.len(), 12);
     assert!(rows.iter().all(|r| r.1 == "complete"), "{rows:?}");
     for row in &rows {
         if let Some(before) = finished.get(&row.0) {
