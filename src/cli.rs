@@ -25,6 +25,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Rank a study's trials and show what each hyperparameter does.
     Report(ReportArgs),
+    /// A study's progress: trials per state, elapsed and remaining time, best so far.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,7 +63,21 @@ pub struct ReportArgs {
     /// Output format: table, md, csv or json.
     #[arg(long, default_value = "table")]
     pub format: String,
-    /// Show only the N best trials in the ranked table.
+    /// Show only the N best trials in the ranked table (and their learning curves).
     #[arg(long)]
     pub top: Option<usize>,
+    /// Also write the report as one self-contained HTML page with plots
+    /// (default path: reports/<study>.html).
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub html: Option<Option<PathBuf>>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Study name (default: the latest study in the database).
+    #[arg(value_name = "STUDY")]
+    pub study_name: Option<String>,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

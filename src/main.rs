@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args, &cli.db, cli.quiet),
         Command::Plan(args) => commands::plan::run(args),
         Command::Report(args) => commands::report::run(args, &cli.db),
+        Command::Status(args) => commands::status::run(args, &cli.db),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

@@ -4,6 +4,7 @@ pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod status;
 
 /// Process exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,16 +1,36 @@
-//! `gridsearch report [STUDY]`: ranked trials and per-hyperparameter effects, from the store only.
+//! `gridsearch report [STUDY]`: ranked trials, effects, importance, seeds and curves, from the store only.
 
 use super::Exit;
 use crate::cli::ReportArgs;
 use crate::error::InputError;
-use crate::report::{build, render, Format};
+use crate::report::{build_with_epochs, html, render, Format};
 use crate::store::Store;
-use std::path::Path;
+use crate::trial::StudyRecord;
+use std::path::{Path, PathBuf};
 
 pub fn run(args: &ReportArgs, db: &Path) -> anyhow::Result<Exit> {
     let format: Format = args.format.parse()?;
     let store = Store::open_read_only(db)?;
     let name = args.study.as_ref().or(args.study_name.as_ref());
+    let study = find_study(&store, db, name.map(String::as_str))?;
+    let trials = store.trials(study.id)?;
+    let epochs = store.epochs_of_study(study.id)?;
+    let report = build_with_epochs(&study, &trials, &epochs, args.top);
+    match &args.html {
+        Some(path) => {
+            let path = path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("reports").join(format!("{}.html", study.name)));
+            write_page(&path, &html::page(&report))?;
+            println!("wrote {}", path.display());
+        }
+        None => print!("{}", render(&report, format)),
+    }
+    Ok(Exit::Ok)
+}
+
+/// The named study, or the latest one; a missing one is an input error naming the database.
+pub fn find_study(store: &Store, db: &Path, name: Option<&str>) -> anyhow::Result<StudyRecord> {
     let study = match name {
         Some(name) => store
             .study(name)?
@@ -19,7 +39,14 @@ pub fn run(args: &ReportArgs, db: &Path) -> anyhow::Result<Exit> {
             .latest_study()?
             .ok_or_else(|| InputError::new(format!("{}: no studies yet", db.display())))?,
     };
-    let trials = store.trials(study.id)?;
-    print!("{}", render(&build(&study, &trials, args.top), format));
-    Ok(Exit::Ok)
+    Ok(study)
+}
+
+fn write_page(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| InputError::new(format!("{}: {e}", parent.display())))?;
+    }
+    std::fs::write(path, text).map_err(|e| InputError::new(format!("{}: {e}", path.display())))?;
+    Ok(())
 }

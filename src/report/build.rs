@@ -1,6 +1,8 @@
-//! Computes a study's report from its stored trials: state counts, ranking, failures, per-axis effects.
+//! Computes a study's report from its stored trials and epochs: counts, ranking, failures, effects, curves.
 
-use crate::trial::{ParamValue, StudyRecord, TrialOutcome, TrialRecord, TrialState};
+use super::curves::{curves, Curve};
+use super::effects::{self, Importance, Obs, SeedReport, TwoWayTable};
+use crate::trial::{EpochMetrics, ParamValue, StudyRecord, TrialOutcome, TrialRecord, TrialState};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -9,6 +11,8 @@ use std::collections::BTreeMap;
 /// format, so field names and meanings are a stable interface.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// Version of this JSON schema (see docs/report-json.md); bumped when a field changes meaning.
+    pub schema_version: u32,
     /// The study's name.
     pub study: String,
     /// How many of the study's trials are in each state.
@@ -24,7 +28,19 @@ pub struct Report {
     pub failed: Vec<FailedRow>,
     /// One entry per axis, in the order of `axes`; computed over all complete trials, never cut by `top`.
     pub effects: Vec<AxisEffect>,
+    /// Share of the variance of val_accuracy explained by each axis and pair of axes, over the
+    /// complete trials; null below two complete trials.
+    pub importance: Option<Importance>,
+    /// Mean val_accuracy over the pair of axes that together explain most; null below two factors.
+    pub interaction: Option<TwoWayTable>,
+    /// Trials that differ only by `seed`, grouped; null without a `seed` axis.
+    pub seeds: Option<SeedReport>,
+    /// Validation accuracy by epoch of each trial in `ranked` (same order).
+    pub curves: Vec<Curve>,
 }
+
+/// The version of the report's JSON schema.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Number of trials per state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +97,8 @@ pub struct FailedRow {
 pub struct AxisEffect {
     /// The axis (parameter) name.
     pub axis: String,
+    /// Highest minus lowest mean val_accuracy over the axis's values; null below two values with trials.
+    pub spread: Option<f64>,
     /// Every value the axis takes in any trial, sorted: booleans (false first), then numbers
     /// ascending, then strings lexicographically.
     pub values: Vec<ValueEffect>,
@@ -95,14 +113,29 @@ pub struct ValueEffect {
     pub n: usize,
     /// Mean `val_accuracy` of those trials; null when `n` is 0.
     pub mean_val_accuracy: Option<f64>,
+    /// Sample standard deviation of their `val_accuracy`; null when `n` < 2.
+    pub sd_val_accuracy: Option<f64>,
+    /// Lowest `val_accuracy` of those trials; null when `n` is 0.
+    pub min_val_accuracy: Option<f64>,
     /// Highest `val_accuracy` of those trials; null when `n` is 0.
     pub best_val_accuracy: Option<f64>,
 }
 
-/// Builds the report of `study` from its `trials` (any order). `top` keeps only the first N ranked
-/// rows; counts, failures and effects always use every trial. A complete trial without a stored
-/// outcome is counted but cannot be ranked.
+/// Builds the report of `study` from its `trials` (any order), without learning curves.
 pub fn build(study: &StudyRecord, trials: &[TrialRecord], top: Option<usize>) -> Report {
+    build_with_epochs(study, trials, &BTreeMap::new(), top)
+}
+
+/// Builds the report of `study` from its `trials` (any order) and their `epochs` (by trial id).
+/// `top` keeps only the first N ranked rows (and their curves); counts, failures, effects,
+/// importance and seeds always use every trial. A complete trial without a stored outcome is
+/// counted but cannot be ranked.
+pub fn build_with_epochs(
+    study: &StudyRecord,
+    trials: &[TrialRecord],
+    epochs: &BTreeMap<i64, Vec<EpochMetrics>>,
+    top: Option<usize>,
+) -> Report {
     let by_id = sorted_by_id(trials);
     let complete = complete_with_outcome(&by_id);
     let mut ranked = rank(&complete);
@@ -115,7 +148,24 @@ pub fn build(study: &StudyRecord, trials: &[TrialRecord], top: Option<usize>) ->
         .iter()
         .map(|axis| axis_effect(axis, &by_id, &complete))
         .collect();
+    let obs: Vec<Obs> = complete
+        .iter()
+        .map(|(t, o)| Obs {
+            params: &t.params,
+            y: o.val_accuracy,
+        })
+        .collect();
+    let importance = effects::importance(&effects::factors(&axes, &obs), &obs);
+    let interaction = importance
+        .as_ref()
+        .and_then(effects::strongest_pair)
+        .map(|(a, b)| effects::two_way(&a, &b, &obs));
     Report {
+        schema_version: SCHEMA_VERSION,
+        importance,
+        interaction,
+        seeds: effects::seed_groups(&obs),
+        curves: curves(&ranked, epochs),
         study: study.name.clone(),
         counts: count_states(&by_id),
         axes,
@@ -263,22 +313,28 @@ fn axis_effect(
                 .collect();
             value_effect(value, &accuracies)
         })
-        .collect();
+        .collect::<Vec<ValueEffect>>();
+    let means: Vec<f64> = values.iter().filter_map(|v| v.mean_val_accuracy).collect();
+    let spread = (means.len() >= 2).then(|| {
+        let max = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        max - means.iter().copied().fold(f64::INFINITY, f64::min)
+    });
     AxisEffect {
         axis: axis.to_string(),
+        spread,
         values,
     }
 }
 
 fn value_effect(value: ParamValue, accuracies: &[f64]) -> ValueEffect {
-    let n = accuracies.len();
-    let mean = (n > 0).then(|| accuracies.iter().sum::<f64>() / n as f64);
-    let best = accuracies.iter().copied().reduce(f64::max);
+    let s = effects::summarize(accuracies);
     ValueEffect {
         value,
-        n,
-        mean_val_accuracy: mean,
-        best_val_accuracy: best,
+        n: s.n,
+        mean_val_accuracy: s.mean,
+        sd_val_accuracy: s.sd,
+        min_val_accuracy: s.min,
+        best_val_accuracy: s.max,
     }
 }
 
@@ -290,7 +346,7 @@ fn distinct_sorted_values<'a>(values: impl Iterator<Item = &'a ParamValue>) -> V
 }
 
 /// Order of axis values: booleans, then numbers ascending (an Int before an equal Float), then strings.
-fn compare_values(a: &ParamValue, b: &ParamValue) -> Ordering {
+pub(crate) fn compare_values(a: &ParamValue, b: &ParamValue) -> Ordering {
     use ParamValue::*;
     match (a, b) {
         (Bool(x), Bool(y)) => x.cmp(y),
@@ -484,7 +540,10 @@ pub(crate) mod tests {
         assert_eq!(lr.values[0].n, 3);
         assert_close(lr.values[0].mean_val_accuracy, 0.8);
         assert_close(lr.values[0].best_val_accuracy, 0.9);
-        // 0.01: trials 2 (.9), 4 (.9); failed 6 excluded
+        assert_close(lr.values[0].sd_val_accuracy, 0.1); // sqrt((.01 + 0 + .01) / 2)
+        assert_close(lr.values[0].min_val_accuracy, 0.7);
+        assert_close(lr.spread, 0.1); // .9 - .8; the value without trials is left out
+                                      // 0.01: trials 2 (.9), 4 (.9); failed 6 excluded
         assert_eq!(lr.values[1].n, 2);
         assert_close(lr.values[1].mean_val_accuracy, 0.9);
         // 0.1: only pending/running trials

@@ -1,10 +1,9 @@
-//! Draws a built `Report` as text: terminal tables, GitHub markdown, CSV of the ranking, or JSON.
+//! Draws a built `Report` as text: terminal tables, GitHub markdown, CSV blocks, or JSON.
 
-use super::build::{AxisEffect, FailedRow, RankedRow, Report};
+use super::build::Report;
+use super::sections::{sections, summary_line, Section, Style};
 use crate::error::InputError;
-use crate::trial::ParamValue;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -16,7 +15,7 @@ pub enum Format {
     Table,
     /// GitHub-flavoured markdown tables under `##` headings.
     Md,
-    /// The ranked rows only, as CSV.
+    /// Every section as a CSV block (`# title` line, header, rows), blocks separated by a blank line.
     Csv,
     /// The whole report as pretty-printed JSON.
     Json,
@@ -76,170 +75,10 @@ pub fn render(report: &Report, format: Format) -> String {
     }
 }
 
-/// A titled table of already formatted cells, drawn by either the terminal or the markdown writer.
-struct Section {
-    title: String,
-    header: Vec<String>,
-    /// Per column: whether it holds numbers (right-aligned).
-    numeric: Vec<bool>,
-    rows: Vec<Vec<String>>,
-    /// Shown instead of the table when there are no rows.
-    when_empty: &'static str,
-}
-
-fn summary_line(report: &Report) -> String {
-    let c = &report.counts;
-    format!(
-        "study {}: {} trials ({} complete, {} failed, {} pending, {} running)",
-        report.study, c.total, c.complete, c.failed, c.pending, c.running
-    )
-}
-
-fn sections(report: &Report) -> Vec<Section> {
-    let mut sections = vec![ranked_section(report)];
-    sections.extend(report.effects.iter().map(effect_section));
-    if !report.failed.is_empty() {
-        sections.push(failed_section(report));
-    }
-    sections
-}
-
-fn ranked_section(report: &Report) -> Section {
-    let title = if report.ranked.len() < report.ranked_total {
-        format!(
-            "Ranked trials (top {} of {})",
-            report.ranked.len(),
-            report.ranked_total
-        )
-    } else {
-        "Ranked trials".to_string()
-    };
-    let mut header = vec!["rank", "trial", "val_accuracy", "best_val_accuracy"]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
-    header.extend(report.axes.iter().cloned());
-    header.extend(["epochs".to_string(), "seconds".to_string()]);
-    let mut numeric = vec![true; 4];
-    numeric.extend(report.axes.iter().map(|axis| axis_is_numeric(report, axis)));
-    numeric.extend([true, true]);
-    let rows = report
-        .ranked
-        .iter()
-        .map(|row| ranked_cells(row, &report.axes))
-        .collect();
-    Section {
-        title,
-        header,
-        numeric,
-        rows,
-        when_empty: "no complete trials yet",
-    }
-}
-
-fn ranked_cells(row: &RankedRow, axes: &[String]) -> Vec<String> {
-    let mut cells = vec![
-        row.rank.to_string(),
-        row.trial.to_string(),
-        accuracy(row.val_accuracy),
-        accuracy(row.best_val_accuracy),
-    ];
-    cells.extend(param_cells(&row.params, axes, "-"));
-    cells.extend([row.epochs.to_string(), format!("{:.1}", row.seconds)]);
-    cells
-}
-
-fn effect_section(effect: &AxisEffect) -> Section {
-    let header = [
-        effect.axis.as_str(),
-        "n",
-        "mean val_accuracy",
-        "best val_accuracy",
-    ]
-    .map(String::from)
-    .to_vec();
-    let value_numeric = effect.values.iter().all(|v| v.value.as_f64().is_some());
-    let rows = effect
-        .values
-        .iter()
-        .map(|v| {
-            vec![
-                v.value.to_string(),
-                v.n.to_string(),
-                v.mean_val_accuracy.map_or("-".to_string(), accuracy),
-                v.best_val_accuracy.map_or("-".to_string(), accuracy),
-            ]
-        })
-        .collect();
-    Section {
-        title: format!("Effect of {}", effect.axis),
-        header,
-        numeric: vec![value_numeric, true, true, true],
-        rows,
-        when_empty: "no values",
-    }
-}
-
-fn failed_section(report: &Report) -> Section {
-    let mut header = vec!["trial".to_string()];
-    header.extend(report.axes.iter().cloned());
-    header.push("error".to_string());
-    let mut numeric = vec![true];
-    numeric.extend(report.axes.iter().map(|axis| axis_is_numeric(report, axis)));
-    numeric.push(false);
-    let rows = report
-        .failed
-        .iter()
-        .map(|row| failed_cells(row, &report.axes))
-        .collect();
-    Section {
-        title: "Failed trials".to_string(),
-        header,
-        numeric,
-        rows,
-        when_empty: "no failed trials",
-    }
-}
-
-fn failed_cells(row: &FailedRow, axes: &[String]) -> Vec<String> {
-    let mut cells = vec![row.trial.to_string()];
-    cells.extend(param_cells(&row.params, axes, "-"));
-    cells.push(row.error.clone());
-    cells
-}
-
-/// Whether every value an axis takes is a number (its column is then right-aligned).
-fn axis_is_numeric(report: &Report, axis: &str) -> bool {
-    report
-        .effects
-        .iter()
-        .find(|e| e.axis == axis)
-        .is_some_and(|e| e.values.iter().all(|v| v.value.as_f64().is_some()))
-}
-
-/// One cell per axis: the trial's value, or `missing` when the trial lacks that axis.
-fn param_cells(
-    params: &BTreeMap<String, ParamValue>,
-    axes: &[String],
-    missing: &str,
-) -> Vec<String> {
-    axes.iter()
-        .map(|axis| {
-            params
-                .get(axis)
-                .map_or(missing.to_string(), |v| v.to_string())
-        })
-        .collect()
-}
-
-fn accuracy(value: f64) -> String {
-    format!("{value:.4}")
-}
-
 fn render_table(report: &Report) -> String {
     let mut out = summary_line(report);
     out.push('\n');
-    for section in sections(report) {
+    for section in sections(report, Style { precise: false }) {
         out.push('\n');
         out.push_str(&section.title);
         out.push('\n');
@@ -247,6 +86,10 @@ fn render_table(report: &Report) -> String {
             out.push_str(&format!("({})\n", section.when_empty));
         } else {
             out.push_str(&terminal_table(&section).to_string());
+            out.push('\n');
+        }
+        for note in &section.notes {
+            out.push_str(note);
             out.push('\n');
         }
     }
@@ -270,12 +113,17 @@ fn terminal_table(section: &Section) -> Table {
 
 fn render_markdown(report: &Report) -> String {
     let mut out = format!("# Study {}\n\n{}\n", report.study, summary_line(report));
-    for section in sections(report) {
+    for section in sections(report, Style { precise: false }) {
         out.push_str(&format!("\n## {}\n\n", section.title));
         if section.rows.is_empty() {
             out.push_str(&format!("_{}_\n", section.when_empty));
         } else {
             out.push_str(&markdown_table(&section));
+        }
+        if !section.notes.is_empty() {
+            out.push('\n');
+            out.push_str(&section.notes.join("\n"));
+            out.push('\n');
         }
     }
     out
@@ -305,26 +153,24 @@ fn markdown_escape(cell: &str) -> String {
     cell.replace('|', "\\|").replace(['\r', '\n'], " ")
 }
 
-/// The ranked rows as CSV; numbers at full precision, a missing axis value as an empty field.
+/// Every section as a CSV block: a `# title` line, `# note` lines, the header and the rows, numbers
+/// at full precision and a missing axis value as an empty field; blocks are separated by a blank line.
 fn render_csv(report: &Report) -> String {
-    let mut header: Vec<String> = ["rank", "trial", "val_accuracy", "best_val_accuracy"]
-        .map(String::from)
-        .to_vec();
-    header.extend(report.axes.iter().cloned());
-    header.extend(["epochs".to_string(), "seconds".to_string()]);
-    let mut out = csv_line(&header);
-    for row in &report.ranked {
-        let mut cells = vec![
-            row.rank.to_string(),
-            row.trial.to_string(),
-            row.val_accuracy.to_string(),
-            row.best_val_accuracy.to_string(),
-        ];
-        cells.extend(param_cells(&row.params, &report.axes, ""));
-        cells.extend([row.epochs.to_string(), row.seconds.to_string()]);
-        out.push_str(&csv_line(&cells));
-    }
-    out
+    let blocks: Vec<String> = sections(report, Style { precise: true })
+        .iter()
+        .map(|section| {
+            let mut out = format!("# {}\n", section.title);
+            for note in &section.notes {
+                out.push_str(&format!("# {note}\n"));
+            }
+            out.push_str(&csv_line(&section.header));
+            for row in &section.rows {
+                out.push_str(&csv_line(row));
+            }
+            out
+        })
+        .collect();
+    blocks.join("\n")
 }
 
 fn csv_line(fields: &[String]) -> String {
@@ -352,6 +198,7 @@ fn render_json(report: &Report) -> String {
 mod tests {
     use super::*;
     use crate::report::build::{build, tests as fixtures};
+    use crate::trial::ParamValue;
 
     fn report(top: Option<usize>) -> Report {
         build(&fixtures::study(), &fixtures::trials(), top)
@@ -374,11 +221,24 @@ mod tests {
     #[test]
     fn csv_is_exact() {
         let expected = "\
+# Ranked trials (top 2 of 5)
 rank,trial,val_accuracy,best_val_accuracy,head_size,learning_rate,optimizer,epochs,seconds
 1,2,0.9,0.95,0,0.01,adam,4,20
 1,4,0.9,0.92,128,0.01,adam,4,8
+
+# Effect of head_size on val_accuracy
+# spread (best mean - worst mean): 0.06666666666666665
+head_size,n,mean,sd,min,best
+0,3,0.8666666666666667,0.05773502691896256,0.8,0.9
 ";
-        assert_eq!(render(&report(Some(2)), Format::Csv), expected);
+        let csv = render(&report(Some(2)), Format::Csv);
+        assert!(csv.starts_with(expected), "{csv}");
+        for block in [
+            "\n\n# Importance: share of the variance of val_accuracy\n",
+            "\n\n# Failed trials\n",
+        ] {
+            assert!(csv.contains(block), "missing {block:?} in\n{csv}");
+        }
     }
 
     #[test]
@@ -390,7 +250,7 @@ rank,trial,val_accuracy,best_val_accuracy,head_size,learning_rate,optimizer,epoc
             .insert("note".into(), ParamValue::Str("a,\"b\"".into()));
         r.axes.push("absent".to_string());
         let csv = render(&r, Format::Csv);
-        let last = csv.lines().nth(1).expect("one data row");
+        let last = csv.lines().nth(2).expect("one data row");
         assert_eq!(last, "1,2,0.9,0.95,0,0.01,adam,\"a,\"\"b\"\"\",,4,20");
         assert_eq!(csv_field("x\ny"), "\"x\ny\"");
     }
@@ -418,6 +278,15 @@ rank,trial,val_accuracy,best_val_accuracy,head_size,learning_rate,optimizer,epoc
         assert_eq!(lr["values"][2]["value"], 0.1);
         assert_eq!(lr["values"][2]["n"], 0);
         assert!(lr["values"][2]["mean_val_accuracy"].is_null());
+        assert_eq!(value["schema_version"], 2);
+        assert_eq!(value["importance"]["trials"], 5);
+        assert_eq!(
+            value["effects"][0]["values"][0]["sd_val_accuracy"]
+                .as_f64()
+                .map(|v| (v * 1e6).round()),
+            Some(57735.0)
+        );
+        assert!(value["seeds"].is_null(), "no seed axis");
         let back: Report = serde_json::from_str(&text).expect("parses into Report");
         assert_eq!(back.ranked.len(), 3);
         assert_eq!(back.effects.len(), 3);
@@ -430,9 +299,10 @@ rank,trial,val_accuracy,best_val_accuracy,head_size,learning_rate,optimizer,epoc
         assert!(md.contains("study flowers: 8 trials (5 complete, 1 failed, 1 pending, 1 running)"));
         for heading in [
             "## Ranked trials\n",
-            "## Effect of head_size\n",
-            "## Effect of learning_rate\n",
-            "## Effect of optimizer\n",
+            "## Effect of head_size on val_accuracy\n",
+            "## Effect of learning_rate on val_accuracy\n",
+            "## Effect of optimizer on val_accuracy\n",
+            "## Importance: share of the variance of val_accuracy\n",
             "## Failed trials\n",
         ] {
             assert!(md.contains(heading), "missing {heading:?} in\n{md}");
@@ -443,8 +313,9 @@ rank,trial,val_accuracy,best_val_accuracy,head_size,learning_rate,optimizer,epoc
              | 1 | 2 | 0.9000 | 0.9500 | 0 | 0.01 | adam | 4 | 20.0 |\n"
         ));
         assert!(md.contains("| 4 | 1 | 0.8000 | 0.8500 | 0 | 0.001 | adam | 4 | 12.5 |\n"));
-        assert!(md.contains("| 0.001 | 3 | 0.8000 | 0.9000 |\n"));
-        assert!(md.contains("| 0.1 | 0 | - | - |\n"));
+        assert!(md.contains("| 0.001 | 3 | 0.8000 | 0.1000 | 0.7000 | 0.9000 |\n"));
+        assert!(md.contains("| 0.1 | 0 | - | - | - | - |\n"));
+        assert!(md.contains("spread (best mean - worst mean): 0.1000\n"));
         assert!(md.contains("| 6 | 128 | 0.01 | sgd | out of memory |\n"));
     }
 
@@ -468,12 +339,9 @@ rank,trial,val_accuracy,best_val_accuracy,head_size,learning_rate,optimizer,epoc
         assert!(text.contains("20.0"));
         assert!(text.contains("out of memory"));
         assert!(!text.contains("12.5"), "top 2 hides trial 1:\n{text}");
-        let ranked_rows = text.lines().filter(|l| l.contains(" adam ")).count();
-        assert_eq!(
-            ranked_rows,
-            2 + 1,
-            "two ranked rows and the optimizer table's adam row"
-        );
+        let ranked = text.split("Effect of").next().expect("a ranked section");
+        let ranked_rows = ranked.lines().filter(|l| l.contains(" adam ")).count();
+        assert_eq!(ranked_rows, 2, "two ranked rows");
     }
 
     #[test]

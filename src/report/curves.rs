@@ -1,0 +1,110 @@
+//! Learning curves: each ranked trial's stored epochs as validation accuracy by step and phase.
+
+use super::build::RankedRow;
+use crate::trial::{EpochMetrics, Phase};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One trial's epochs in training order (head phase, then fine-tune).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Curve {
+    pub trial: i64,
+    /// The trial's rank in the ranked table.
+    pub rank: usize,
+    pub points: Vec<CurvePoint>,
+}
+
+/// One epoch of one trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// 1-based position over both phases.
+    pub step: usize,
+    pub phase: Phase,
+    /// 1-based within its phase.
+    pub epoch: usize,
+    pub train_accuracy: f64,
+    pub val_accuracy: f64,
+    pub val_loss: f64,
+}
+
+/// The curves of `ranked` trials, in ranked order; trials without stored epochs get no points.
+pub fn curves(ranked: &[RankedRow], epochs: &BTreeMap<i64, Vec<EpochMetrics>>) -> Vec<Curve> {
+    ranked
+        .iter()
+        .map(|row| Curve {
+            trial: row.trial,
+            rank: row.rank,
+            points: epochs.get(&row.trial).map_or_else(Vec::new, |e| points(e)),
+        })
+        .collect()
+}
+
+fn points(epochs: &[EpochMetrics]) -> Vec<CurvePoint> {
+    let mut sorted: Vec<&EpochMetrics> = epochs.iter().collect();
+    sorted.sort_by_key(|e| (e.phase == Phase::Finetune, e.epoch));
+    sorted
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| CurvePoint {
+            step: i + 1,
+            phase: e.phase,
+            epoch: e.epoch,
+            train_accuracy: e.train_accuracy,
+            val_accuracy: e.val_accuracy,
+            val_loss: e.val_loss,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(phase: Phase, epoch: usize, val: f64) -> EpochMetrics {
+        EpochMetrics {
+            phase,
+            epoch,
+            train_loss: 1.0,
+            train_accuracy: 0.5,
+            val_loss: 0.7,
+            val_accuracy: val,
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn head_epochs_come_first_and_steps_count_across_phases() {
+        let row = RankedRow {
+            rank: 1,
+            trial: 7,
+            key: "k".into(),
+            val_accuracy: 0.9,
+            best_val_accuracy: 0.9,
+            params: BTreeMap::new(),
+            epochs: 3,
+            seconds: 1.0,
+        };
+        let stored = vec![
+            epoch(Phase::Finetune, 1, 0.9),
+            epoch(Phase::Head, 2, 0.8),
+            epoch(Phase::Head, 1, 0.6),
+        ];
+        let epochs = BTreeMap::from([(7, stored)]);
+        let curves = curves(std::slice::from_ref(&row), &epochs);
+        let shown: Vec<(usize, Phase, usize, f64)> = curves[0]
+            .points
+            .iter()
+            .map(|p| (p.step, p.phase, p.epoch, p.val_accuracy))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (1, Phase::Head, 1, 0.6),
+                (2, Phase::Head, 2, 0.8),
+                (3, Phase::Finetune, 1, 0.9)
+            ]
+        );
+        let none = super::curves(&[row], &BTreeMap::new());
+        assert!(none[0].points.is_empty());
+    }
+}
