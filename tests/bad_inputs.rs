@@ -198,7 +198,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "study name with odd characters",
-            setup: |_, t| replace(t, "name = \"base\"", "name = \"a b/c\""),
+            setup: |_, t| replace(t, "name = \"base\"", "name = \"a b/c\\nrm -rf\""),
             args: RUN,
             expect: &[":3:", "name"],
             at_grid: true,

@@ -136,7 +136,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// How a value is shown in messages: its type, and its text when short.
 fn describe(value: &DeValue<'_>) -> String {
     match value {
-        DeValue::String(s) => format!("string \"{s}\""),
+        DeValue::String(s) => format!("string {s:?}"),
         DeValue::Integer(i) => format!("integer {i}"),
         DeValue::Float(f) => format!("float {f}"),
         DeValue::Boolean(b) => format!("boolean {b}"),

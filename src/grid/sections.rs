@@ -142,7 +142,7 @@ fn name_from_file(path: &Path) -> Result<String, Issue> {
 
 fn bad_name_message(name: &str) -> String {
     format!(
-        "invalid study name \"{name}\": use 1-64 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit"
+        "invalid study name {name:?}: use 1-64 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit"
     )
 }
 
@@ -170,7 +170,7 @@ fn read_model(
                 Issue::at(
                     value.span(),
                     format!(
-                        "unknown backbone \"{name}\"; known backbones: {}",
+                        "unknown backbone {name:?}; known backbones: {}",
                         known.join(", ")
                     ),
                 )
@@ -295,7 +295,7 @@ fn split_mode(value: &Value<'_>, is_folder: bool) -> Result<SplitMode, Issue> {
         "ordered" => Ok(SplitMode::Ordered),
         other => Err(Issue::at(
             value.span(),
-            format!("unknown split \"{other}\"; choose \"random\" or \"ordered\""),
+            format!("unknown split {other:?}; choose \"random\" or \"ordered\""),
         )),
     }
 }

@@ -98,7 +98,7 @@ fn optimizer(value: &Value<'_>) -> Result<ParamValue, Issue> {
         Some(_) => Ok(ParamValue::Str(name.to_string())),
         None => Err(Issue::at(
             value.span(),
-            format!("unknown optimizer \"{name}\"; choose adam, adamw or sgd"),
+            format!("unknown optimizer {name:?}; choose adam, adamw or sgd"),
         )),
     }
 }
