@@ -47,6 +47,22 @@ fn copy_photo(dir: &Path, to: &str) {
 
 const RUN: &[&str] = &["run", "GRID"];
 
+/// The base grid reading the shipped manifest (heel labels) instead of class folders, with
+/// `from` replaced by `to` (under its own study name: other data is another study).
+fn manifest_grid(text: String, from: &str, to: &str) -> String {
+    let root = format!("root = \"{}\"", repo().join("data/footwear").display());
+    let manifest = format!(
+        "manifest = \"{}\"\nlabel = \"heel\"",
+        repo().join("data/footwear/attributes.csv").display()
+    );
+    let text = replace(
+        replace(text, &root, &manifest),
+        "name = \"base\"",
+        "name = \"heel\"",
+    );
+    replace(text, from, to)
+}
+
 fn cases() -> Vec<Case> {
     vec![
         Case {
@@ -298,6 +314,37 @@ fn cases() -> Vec<Case> {
                 "not EfficientNet-Lite0 weights",
                 "_conv_stem.weight",
             ],
+            at_grid: false,
+        },
+        Case {
+            name: "manifest without a label column",
+            setup: |_, t| manifest_grid(t, "label = \"heel\"", "label = \"colour\""),
+            args: RUN,
+            expect: &["attributes.csv", "no column `colour`"],
+            at_grid: false,
+        },
+        Case {
+            name: "manifest naming a missing photo",
+            setup: |d, t| {
+                write(&d.join("labels.csv"), "path,heel\nnone.jpg,1\n");
+                let labels = d.join("labels.csv").display().to_string();
+                let shipped = repo()
+                    .join("data/footwear/attributes.csv")
+                    .display()
+                    .to_string();
+                manifest_grid(t, &shipped, &labels)
+            },
+            args: RUN,
+            expect: &["labels.csv:2: image", "none.jpg", "not found"],
+            at_grid: false,
+        },
+        Case {
+            name: "manifest label with a single value",
+            setup: |_, t| {
+                manifest_grid(t, "label = \"heel\"", "label = \"heel\"\nignore = [\"1\"]")
+            },
+            args: RUN,
+            expect: &["attributes.csv", "column `heel` needs at least two classes"],
             at_grid: false,
         },
         Case {

@@ -1,6 +1,7 @@
 //! Where the images come from: class folders, the train/validation split, decoding (no candle).
 
 pub mod decode;
+pub mod manifest;
 pub mod source;
 pub mod split;
 
@@ -28,6 +29,21 @@ pub fn load_dataset(config: &DataConfig, seed: u64) -> anyhow::Result<Dataset> {
     match &config.source {
         DataSource::Folder { root } => {
             let classes = source::class_folders(root)?;
+            let names = classes.iter().map(|c| c.name.clone()).collect();
+            let (train, val) = split::split(&classes, config, seed);
+            Ok(Dataset {
+                classes: names,
+                train,
+                val,
+            })
+        }
+        DataSource::Manifest {
+            path,
+            label,
+            path_column,
+            ignore,
+        } => {
+            let classes = manifest::manifest_classes(path, label, path_column, ignore)?;
             let names = classes.iter().map(|c| c.name.clone()).collect();
             let (train, val) = split::split(&classes, config, seed);
             Ok(Dataset {

@@ -35,6 +35,21 @@ pub enum DataSource {
     Folder { root: PathBuf },
     /// Pre-split folders, each with a folder per class.
     Split { train: PathBuf, val: PathBuf },
+    /// A CSV file: one row per image, its path (relative to the file's folder) in
+    /// `path_column` and its class in `label`; rows whose label is in `ignore` are dropped.
+    Manifest {
+        path: PathBuf,
+        label: String,
+        path_column: String,
+        ignore: Vec<String>,
+    },
+}
+
+impl DataSource {
+    /// Whether the tool splits this source into training and validation (not pre-split).
+    pub fn is_split_by_the_tool(&self) -> bool {
+        !matches!(self, DataSource::Split { .. })
+    }
 }
 
 /// How a `Folder` source is split into training and validation images.
@@ -132,9 +147,17 @@ impl Grid {
             DataSource::Split { train, val } => {
                 serde_json::json!({ "train": path_text(train), "val": path_text(val) })
             }
+            DataSource::Manifest {
+                path,
+                label,
+                path_column,
+                ignore,
+            } => serde_json::json!({
+                "manifest": path_text(path), "label": label, "path_column": path_column,
+                "ignore": ignore,
+            }),
         };
-        let shuffled =
-            matches!(data.source, DataSource::Folder { .. }) && data.split == SplitMode::Random;
+        let shuffled = data.source.is_split_by_the_tool() && data.split == SplitMode::Random;
         let backbone = backbones::lookup(&self.model.backbone).map(|b| {
             serde_json::json!({
                 "name": b.name, "blocks": b.blocks, "feature_dim": b.feature_dim,

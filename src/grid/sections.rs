@@ -24,6 +24,10 @@ const DATA_KEYS: &[&str] = &[
     "val_fraction",
     "train_per_class",
     "val_per_class",
+    "manifest",
+    "label",
+    "path_column",
+    "ignore",
 ];
 const MAX_IMAGE_SIZE: i64 = 1024;
 const DEFAULT_VAL_FRACTION: f64 = 0.2;
@@ -218,7 +222,7 @@ fn read_data(
 ) -> Result<(DataConfig, Vec<RequiredPath>), Issue> {
     reject_unknown_keys(table, "[data]", DATA_KEYS)?;
     let (source, required) = read_source(base, section_key, table)?;
-    let is_folder = matches!(source, DataSource::Folder { .. });
+    let is_folder = source.is_split_by_the_tool();
     let split = match table.get("split") {
         Some(value) => split_mode(value, is_folder)?,
         None => SplitMode::Random,
@@ -244,6 +248,17 @@ fn read_source(
     table: &DeTable<'_>,
 ) -> Result<(DataSource, Vec<RequiredPath>), Issue> {
     let entry = |name: &str| table.get_key_value(name);
+    if let Some(manifest) = entry("manifest") {
+        return read_manifest(base, manifest, table);
+    }
+    for name in ["label", "path_column", "ignore"] {
+        if let Some((key, _)) = entry(name) {
+            return Err(Issue::at(
+                key.span(),
+                format!("`{name}` belongs to a `manifest` source"),
+            ));
+        }
+    }
     let folder = |name: &'static str, (key, value): (&Key<'_>, &Value<'_>)| {
         resolved_path(base, name, value).map(|path| RequiredPath {
             what: "data folder",
@@ -281,6 +296,56 @@ fn read_source(
             "[data] needs a source: `root` (a folder per class) or `train` + `val`",
         )),
     }
+}
+
+/// `manifest = "file.csv"` with `label`, and optionally `path_column` and `ignore`.
+fn read_manifest(
+    base: &Path,
+    (key, value): (&Key<'_>, &Value<'_>),
+    table: &DeTable<'_>,
+) -> Result<(DataSource, Vec<RequiredPath>), Issue> {
+    for other in ["root", "train", "val"] {
+        if let Some((other_key, _)) = table.get_key_value(other) {
+            return Err(Issue::at(
+                other_key.span(),
+                "give one data source: `manifest`, `root`, or `train` + `val`",
+            ));
+        }
+    }
+    let path = resolved_path(base, "manifest", value)?;
+    let label = match table.get("label") {
+        Some(label) => expect_str("label", label)?.to_string(),
+        None => {
+            return Err(Issue::at(
+                key.span(),
+                "`manifest` needs `label`: the column that holds each image's class",
+            ))
+        }
+    };
+    let path_column = match table.get("path_column") {
+        Some(column) => expect_str("path_column", column)?.to_string(),
+        None => "path".to_string(),
+    };
+    let ignore = match table.get("ignore") {
+        Some(list) => expect_array("ignore", list)?
+            .iter()
+            .map(|v| expect_str("ignore", v).map(str::to_string))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let required = RequiredPath {
+        what: "manifest file",
+        path: path.clone(),
+        is_dir: false,
+        key_span: key.span(),
+    };
+    let source = DataSource::Manifest {
+        path,
+        label,
+        path_column,
+        ignore,
+    };
+    Ok((source, vec![required]))
 }
 
 fn split_mode(value: &Value<'_>, is_folder: bool) -> Result<SplitMode, Issue> {
