@@ -27,6 +27,8 @@ pub enum Command {
     Report(ReportArgs),
     /// A study's progress: trials per state, elapsed and remaining time, best so far.
     Status(StatusArgs),
+    /// The backbones this build knows: blocks (unfreeze depths), image sizes, feature width.
+    Backbones,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! One small module per subcommand: glue between settings, store, training and report.
 
+pub mod backbones;
 pub mod plan;
 pub mod progress;
 pub mod report;

@@ -1,6 +1,7 @@
 //! What training needs from any backbone: one recording forward pass and a trainable tail.
 
 use super::efficientnet_lite::{EfficientNetLite0, FeatureHead, MbConv, BLOCKS};
+use super::inception_v3::InceptionV3;
 use crate::backbones::BackboneInfo;
 use candle_core::{Device, Result, Tensor, Var};
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,6 +40,7 @@ pub fn load_backbone(
 ) -> anyhow::Result<Box<dyn Backbone>> {
     match name {
         "efficientnet-lite0" => Ok(Box::new(EfficientNetLite0::load(weights, device)?)),
+        "inception-v3" => Ok(Box::new(InceptionV3::load(weights, device)?)),
         other => anyhow::bail!("unknown backbone `{other}`"),
     }
 }

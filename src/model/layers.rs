@@ -42,10 +42,24 @@ impl BatchNorm {
     }
 
     /// Per-channel (scale, shift) of the affine map.
-    fn scale_and_shift(&self) -> Result<(Tensor, Tensor)> {
+    pub fn scale_and_shift(&self) -> Result<(Tensor, Tensor)> {
         let scale = (&self.gamma * &self.inv_std)?;
         let shift = (&self.beta - (&self.mean * &scale)?)?;
         Ok((scale, shift))
+    }
+}
+
+impl BatchNorm {
+    /// A copy whose gamma and beta are fresh variables (for fine-tuning), with them.
+    pub fn trainable(&self) -> Result<(BatchNorm, Vec<Var>)> {
+        let gamma = Var::from_tensor(&self.gamma.copy()?)?;
+        let beta = Var::from_tensor(&self.beta.copy()?)?;
+        let bn = BatchNorm {
+            gamma: gamma.as_tensor().clone(),
+            beta: beta.as_tensor().clone(),
+            ..self.clone()
+        };
+        Ok((bn, vec![gamma, beta]))
     }
 }
 
@@ -120,17 +134,13 @@ impl ConvBn {
     /// A copy whose weight, gamma and beta are fresh variables (for fine-tuning), with them.
     pub fn trainable(&self) -> Result<(ConvBn, Vec<Var>)> {
         let weight = Var::from_tensor(&self.weight.copy()?)?;
-        let gamma = Var::from_tensor(&self.bn.gamma.copy()?)?;
-        let beta = Var::from_tensor(&self.bn.beta.copy()?)?;
+        let (bn, mut vars) = self.bn.trainable()?;
         let layer = ConvBn {
             weight: weight.as_tensor().clone(),
-            bn: BatchNorm {
-                gamma: gamma.as_tensor().clone(),
-                beta: beta.as_tensor().clone(),
-                ..self.bn.clone()
-            },
+            bn,
             kind: self.kind,
         };
-        Ok((layer, vec![weight, gamma, beta]))
+        vars.insert(0, weight);
+        Ok((layer, vars))
     }
 }

@@ -4,6 +4,8 @@ pub mod backbone;
 pub mod depthwise;
 pub mod efficientnet_lite;
 pub mod head;
+pub mod inception_blocks;
+pub mod inception_v3;
 pub mod layers;
 pub mod relu6;
 pub mod weights;
