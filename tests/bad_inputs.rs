@@ -501,3 +501,55 @@ fn corrupt_and_unreadable_images_are_reported_once_and_skipped() {
     );
     assert_eq!(trial_rows(&db)[0].1, "complete");
 }
+
+/// Makes a file immutable (`chattr +i`, which binds root too) for as long as it lives.
+struct Immutable<'a>(&'a Path);
+
+impl<'a> Immutable<'a> {
+    fn new(path: &'a Path) -> Self {
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "chattr +i {}",
+            path.display()
+        );
+        Immutable(path)
+    }
+}
+
+impl Drop for Immutable<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_read_only_database_is_one_line_exit_2_and_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gs.db");
+    let grid = write(&dir.path().join("base.toml"), &base());
+    assert!(gridsearch(&db, &["run", grid.to_str().unwrap()])
+        .status
+        .success());
+    let before = std::fs::read(&db).unwrap();
+    let more = base().replace("learning_rate = [1e-3]", "learning_rate = [1e-3, 2e-3]");
+    write(&grid, &more);
+    let out = {
+        let _read_only = Immutable::new(&db);
+        gridsearch(&db, &["run", grid.to_str().unwrap()])
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("gs.db") && stderr.contains("read-only"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before, "not one byte changed");
+}
