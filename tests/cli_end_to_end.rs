@@ -218,3 +218,45 @@ fn report_of_a_missing_database_or_study_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("none.db"));
 }
+
+#[test]
+fn grids_over_one_photo_set_share_one_decode_and_backbone_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gs.db");
+    let grid = |label: &str, ignore: &str| {
+        let text = format!(
+            "[data]\nmanifest = \"{}\"\nlabel = \"{label}\"\n{ignore}\nimage_size = 64\n\
+             [model]\nweights = \"{}\"\n[train]\nhead_epochs = 1\nfinetune_epochs = 0\n",
+            repo().join("data/footwear/attributes.csv").display(),
+            repo()
+                .join("models/efficientnet_lite0.safetensors")
+                .display(),
+        );
+        let path = dir.path().join(format!("{label}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (heel, gender) = (grid("heel", ""), grid("gender", "ignore = [\"u\"]"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridsearch"))
+        .args(["--db", db.to_str().unwrap(), "run", &heel, &gender])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // heel labels all 480 photos, gender the 277 that are not "u": one pass over the 480.
+    let passes: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("backbone pass:"))
+        .collect();
+    assert_eq!(passes.len(), 1, "{stderr}");
+    assert!(
+        passes[0].contains("480 images at 64 px") && passes[0].ends_with("shared by 2 studies"),
+        "{}",
+        passes[0]
+    );
+    for study in ["heel", "gender"] {
+        let out = gridsearch(&db, &["report", "--study", study, "--format", "json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["counts"]["complete"], 1, "{study}");
+    }
+}

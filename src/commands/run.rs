@@ -11,7 +11,7 @@ use crate::model::{load_backbone, Backbone, Device};
 use crate::report::{build, render, Format};
 use crate::scheduler::{is_dead_worker, run_sweep, SweepSummary};
 use crate::store::{Recovered, Store};
-use crate::train::features::{record, Activations};
+use crate::train::features::SharedActivations;
 use crate::train::{FeatureBank, Interrupted, PhaseContext, Plan};
 use crate::trial::{StudyRecord, TrialSpec, TrialState};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -55,9 +55,25 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
         max_attempts: args.max_attempts,
         cancel: &cancel,
     };
+    // Every study is queued first: their plans decide the frozen work, done once for all.
+    let queued = studies
+        .iter()
+        .zip(&names)
+        .map(|(checked, name)| queue_trials(checked, name, &mut store, &options))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut total = SweepSummary::default();
-    for (study, name) in studies.iter().zip(&names) {
-        match run_study(study, name, &device, &mut store, &options) {
+    let frozen = match shared_frozen_work(&studies, &queued, &device, &options) {
+        Ok(frozen) => frozen,
+        Err(e) if e.is::<Interrupted>() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    for ((checked, queued), shared) in studies.iter().zip(queued).zip(frozen) {
+        total.add(SweepSummary {
+            failed: queued.recovered.failed,
+            ..SweepSummary::default()
+        });
+        let Some(shared) = shared else { continue };
+        match run_study(checked, queued, &shared, &device, &mut store, &options) {
             Ok(summary) => total.add(summary),
             Err(e) if e.is::<Interrupted>() => break,
             Err(e) => return Err(e),
@@ -156,31 +172,39 @@ fn check_inputs<'g>(grids: &'g [Grid], device: &Device) -> anyhow::Result<Vec<Ch
     Ok(checked)
 }
 
-/// Queue the grid's trials, do the frozen work the unfinished ones need, run them, report.
+/// A study's trials, queued in the store, and the plan of the work they share.
+struct Queued {
+    study: StudyRecord,
+    todo: Vec<TrialSpec>,
+    recovered: Recovered,
+    plan: Plan,
+}
+
+/// Train a study's queued trials on its rows of the shared frozen work, then report.
 fn run_study(
     checked: &CheckedGrid,
-    name: &str,
+    queued: Queued,
+    shared: &SharedActivations,
     device: &Device,
     store: &mut Store,
     options: &Options,
 ) -> anyhow::Result<SweepSummary> {
-    let grid = checked.grid;
-    let (study, todo, recovered) = queue_trials(grid, name, store, options)?;
-    let abandoned = SweepSummary {
-        failed: recovered.failed,
-        ..SweepSummary::default()
+    let bank = FeatureBank {
+        train: shared.select(&checked.dataset.train)?,
+        val: shared.select(&checked.dataset.val)?,
     };
-    if todo.is_empty() {
-        return Ok(abandoned);
+    for split in [&bank.train, &bank.val] {
+        if split.class_count()? < 2 {
+            return Err(InputError::new(format!(
+                "{}: [data] fewer than two classes have readable images in a split",
+                checked.grid.path.display()
+            ))
+            .into());
+        }
     }
-    let info = checked.backbone.info();
-    let plan = Plan::new(&todo, info.blocks);
     if !options.quiet {
-        eprint!("{plan}");
+        eprint!("study {}: {}", queued.study.name, queued.plan);
     }
-    let clock = Instant::now();
-    let bank = frozen_work(checked, &plan, device, options)?;
-    let frozen_seconds = clock.elapsed().as_secs_f64();
     let ctx = PhaseContext {
         bank: &bank,
         backbone: checked.backbone.as_ref(),
@@ -188,38 +212,37 @@ fn run_study(
         device,
         cancel: options.cancel,
     };
-    let progress = bar(todo.len(), "trials", options.quiet);
-    let mut summary = run_sweep(
+    let clock = Instant::now();
+    let progress = bar(queued.todo.len(), "trials", options.quiet);
+    let groups = queued.plan.groups;
+    let summary = run_sweep(
         &ctx,
         options.db,
-        study.id,
-        plan.groups,
+        queued.study.id,
+        groups,
         options.jobs,
         &progress,
     )?;
     progress.finish_and_clear();
-    summary.add(abandoned);
     if options.cancel.load(Ordering::SeqCst) {
         return Ok(summary);
     }
     if !options.quiet {
-        let trial_seconds = clock.elapsed().as_secs_f64() - frozen_seconds;
-        eprintln!(
-            "time: decode and backbone pass {frozen_seconds:.1} s, trials {trial_seconds:.1} s"
-        );
+        eprintln!("time: trials {:.1} s", clock.elapsed().as_secs_f64());
     }
-    let report = build(&study, &store.trials(study.id)?, Some(5));
+    let report = build(&queued.study, &store.trials(queued.study.id)?, Some(5));
     print!("{}", render(&report, Format::Table));
     Ok(summary)
 }
 
-/// Add the grid's new trials to its study; return the study and the trials left to run.
+/// Add the grid's new trials to its study; return them with the trials left to run.
 fn queue_trials(
-    grid: &Grid,
+    checked: &CheckedGrid,
     name: &str,
     store: &mut Store,
     options: &Options,
-) -> anyhow::Result<(StudyRecord, Vec<TrialSpec>, Recovered)> {
+) -> anyhow::Result<Queued> {
+    let grid = checked.grid;
     let study = store.ensure_study(name, &grid.text, &grid.fingerprint())?;
     let trials = grid.trials();
     let added = store.add_trials(study.id, &trials)?;
@@ -253,46 +276,89 @@ fn queue_trials(
             todo.len()
         );
     }
-    Ok((study, todo, recovered))
+    let plan = Plan::new(&todo, checked.backbone.info().blocks);
+    Ok(Queued {
+        study,
+        todo,
+        recovered,
+        plan,
+    })
 }
 
-/// Decode every image once and run the frozen backbone once, recording what the plan needs.
-fn frozen_work(
-    checked: &CheckedGrid,
-    plan: &Plan,
+/// The frozen work of every study with trials to run: one decode and one backbone pass per
+/// (backbone weights, image size), over the union of those studies' images, recording every
+/// boundary any of them needs. Seven attributes of one photo set cost one pass, not seven.
+fn shared_frozen_work(
+    studies: &[CheckedGrid],
+    queued: &[Queued],
     device: &Device,
     options: &Options,
-) -> anyhow::Result<FeatureBank> {
-    let (grid, backbone) = (checked.grid, checked.backbone.as_ref());
-    let size = grid.data.image_size;
-    let frozen = |samples: &[Sample], label: &str| -> anyhow::Result<Activations> {
-        let images = decode(grid, samples, size, options.quiet)?;
-        let progress = bar(images.samples.len(), label, options.quiet);
+) -> anyhow::Result<Vec<Option<Arc<SharedActivations>>>> {
+    let mut groups: Vec<((usize, usize), Vec<usize>)> = Vec::new();
+    for (i, (checked, queued)) in studies.iter().zip(queued).enumerate() {
+        if queued.todo.is_empty() {
+            continue;
+        }
+        let key = (
+            Arc::as_ptr(&checked.backbone) as *const () as usize,
+            checked.grid.data.image_size,
+        );
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    let mut shared = vec![None; studies.len()];
+    for ((_, size), members) in groups {
+        let mut seen = HashSet::new();
+        let samples: Vec<Sample> = members
+            .iter()
+            .flat_map(|&i| {
+                studies[i]
+                    .dataset
+                    .train
+                    .iter()
+                    .chain(&studies[i].dataset.val)
+            })
+            .filter(|s| seen.insert(s.path.clone()))
+            .cloned()
+            .collect();
+        let boundaries: BTreeSet<usize> = members
+            .iter()
+            .flat_map(|&i| queued[i].plan.boundaries.iter().copied())
+            .collect();
+        let clock = Instant::now();
+        let images = decode(&samples, size, options.quiet);
+        let progress = bar(images.samples.len(), "backbone", options.quiet);
         let tick = |n: usize| progress.inc(n as u64);
-        let out = record(
+        let backbone = studies[members[0]].backbone.as_ref();
+        let activations = SharedActivations::record(
             backbone,
             &images,
-            &plan.boundaries,
+            &boundaries,
             device,
             options.cancel,
             &tick,
         )?;
         progress.finish_and_clear();
-        Ok(out)
-    };
-    Ok(FeatureBank {
-        train: frozen(&checked.dataset.train, "backbone")?,
-        val: frozen(&checked.dataset.val, "backbone val")?,
-    })
+        if !options.quiet {
+            eprintln!(
+                "backbone pass: {} images at {size} px in {:.1} s, shared by {} studies",
+                images.samples.len(),
+                clock.elapsed().as_secs_f64(),
+                members.len()
+            );
+        }
+        let activations = Arc::new(activations);
+        for i in members {
+            shared[i] = Some(activations.clone());
+        }
+    }
+    Ok(shared)
 }
 
-/// Decode one split, report skipped files once each, refuse a split left without two classes.
-fn decode(
-    grid: &Grid,
-    samples: &[Sample],
-    size: usize,
-    quiet: bool,
-) -> anyhow::Result<DecodedImages> {
+/// Decode images once, reporting each file that could not be read once.
+fn decode(samples: &[Sample], size: usize, quiet: bool) -> DecodedImages {
     let progress = bar(samples.len(), "decode", quiet);
     let (images, skipped) = decode_all(samples, size, &|| progress.inc(1));
     progress.finish_and_clear();
@@ -303,14 +369,5 @@ fn decode(
             s.reason
         );
     }
-    let classes: BTreeSet<usize> = images.samples.iter().map(|s| s.label).collect();
-    if classes.len() < 2 {
-        return Err(InputError::new(format!(
-            "{}: [data] fewer than two classes have readable images in a split ({} files skipped)",
-            grid.path.display(),
-            skipped.len()
-        ))
-        .into());
-    }
-    Ok(images)
+    images
 }

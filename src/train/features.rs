@@ -2,10 +2,12 @@
 
 use super::Interrupted;
 use crate::data::decode::DecodedImages;
+use crate::data::Sample;
 use crate::model::{Backbone, Recorded};
 use candle_core::{Device, Result, Tensor};
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Frozen activations of one split, row i = image i.
@@ -73,4 +75,61 @@ pub fn record(
             .collect::<Result<_>>()?,
         labels: Tensor::new(labels, device)?,
     })
+}
+
+/// Activations of many images, looked up by file: one frozen pass shared by every study that
+/// uses the same backbone, weights and image size (e.g. seven attributes of one photo set).
+pub struct SharedActivations {
+    rows: HashMap<PathBuf, u32>,
+    all: Activations,
+}
+
+impl SharedActivations {
+    /// Record the frozen pass over `images` (their labels are not used: each study brings its own).
+    pub fn record(
+        backbone: &dyn Backbone,
+        images: &DecodedImages,
+        boundaries: &BTreeSet<usize>,
+        device: &Device,
+        cancel: &AtomicBool,
+        on_batch: &(dyn Fn(usize) + Sync),
+    ) -> anyhow::Result<SharedActivations> {
+        let all = record(backbone, images, boundaries, device, cancel, on_batch)?;
+        let rows = images
+            .samples
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.path.clone(), i as u32))
+            .collect();
+        Ok(SharedActivations { rows, all })
+    }
+
+    /// One study's split: the rows of those `samples` that were recorded (files that did not
+    /// decode are left out), with the study's own labels.
+    pub fn select(&self, samples: &[Sample]) -> Result<Activations> {
+        let (rows, labels): (Vec<u32>, Vec<u32>) = samples
+            .iter()
+            .filter_map(|s| self.rows.get(&s.path).map(|&row| (row, s.label as u32)))
+            .unzip();
+        let device = self.all.pooled.device();
+        let index = Tensor::new(rows.as_slice(), device)?;
+        Ok(Activations {
+            pooled: self.all.pooled.index_select(&index, 0)?,
+            boundaries: self
+                .all
+                .boundaries
+                .iter()
+                .map(|(&b, t)| Ok((b, t.index_select(&index, 0)?)))
+                .collect::<Result<_>>()?,
+            labels: Tensor::new(labels, device)?,
+        })
+    }
+}
+
+impl Activations {
+    /// The distinct classes present (a split needs two to train and validate on).
+    pub fn class_count(&self) -> Result<usize> {
+        let labels: Vec<u32> = self.labels.to_vec1()?;
+        Ok(labels.iter().collect::<BTreeSet<_>>().len())
+    }
 }
