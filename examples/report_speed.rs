@@ -42,6 +42,9 @@ fn synthetic() -> (Vec<TrialRecord>, BTreeMap<i64, Vec<EpochMetrics>>) {
                                 val_accuracy: acc,
                                 best_val_accuracy: acc + 0.01,
                                 val_loss: 0.5,
+                                balanced_accuracy: acc,
+                                f1: acc,
+                                best_objective: acc + 0.01,
                                 epochs: 8,
                                 seconds: 10.0,
                             }),
@@ -57,6 +60,8 @@ fn synthetic() -> (Vec<TrialRecord>, BTreeMap<i64, Vec<EpochMetrics>>) {
                                 train_accuracy: acc,
                                 val_loss: 1.0,
                                 val_accuracy: acc - 0.01 * (8 - e) as f64,
+                                val_balanced_accuracy: acc,
+                                val_f1: acc,
                                 seconds: 1.0,
                             })
                             .collect();

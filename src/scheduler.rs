@@ -181,7 +181,10 @@ fn train_group(
             Ok(epochs) => {
                 let seconds = head_seconds + epochs.iter().map(|e| e.seconds).sum::<f64>();
                 let all: Vec<EpochMetrics> = head.epochs.iter().cloned().chain(epochs).collect();
-                store.complete_trial(trial.id, &summarize(&all, seconds))?;
+                store.complete_trial(
+                    trial.id,
+                    &summarize(&all, trial.settings.objective, seconds),
+                )?;
                 summary.completed += 1;
             }
             Err(e) if e.is::<Interrupted>() => {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits for another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,7 +29,7 @@ macro_rules! now_sql {
 }
 
 /// Migration steps: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE studies (
@@ -73,12 +73,23 @@ CREATE TABLE epochs (
 );
 ";
 
+/// Version 2: balanced accuracy and F1 per epoch and per trial, and the best of the objective.
+const SCHEMA_V2: &str = "
+ALTER TABLE trials ADD COLUMN balanced_accuracy REAL;
+ALTER TABLE trials ADD COLUMN f1 REAL;
+ALTER TABLE trials ADD COLUMN best_objective REAL;
+ALTER TABLE epochs ADD COLUMN val_balanced_accuracy REAL;
+ALTER TABLE epochs ADD COLUMN val_f1 REAL;
+";
+
 /// The trial columns every trial query selects, in the order `TrialRow::from_row` reads them.
 const TRIAL_COLUMNS: &str = "id, study_id, trial_key, params_json, settings_json, state, \
-     val_accuracy, best_val_accuracy, val_loss, epochs, seconds, error, started_at, finished_at";
+     val_accuracy, best_val_accuracy, val_loss, epochs, seconds, error, started_at, finished_at, \
+     balanced_accuracy, f1, best_objective";
 
 const EPOCH_COLUMNS: &str =
-    "phase, epoch, train_loss, train_accuracy, val_loss, val_accuracy, seconds";
+    "phase, epoch, train_loss, train_accuracy, val_loss, val_accuracy, seconds, \
+     val_balanced_accuracy, val_f1";
 
 /// Head epochs first, then fine-tune epochs, each by epoch number.
 const EPOCH_ORDER: &str = "CASE phase WHEN 'head' THEN 0 ELSE 1 END, epoch";
@@ -222,7 +233,8 @@ impl Store {
                 ", heartbeat_at = ",
                 now_sql!(),
                 ", finished_at = NULL, error = NULL, val_accuracy = NULL, \
-                 best_val_accuracy = NULL, val_loss = NULL, epochs = NULL, seconds = NULL \
+                 best_val_accuracy = NULL, val_loss = NULL, epochs = NULL, seconds = NULL, \
+                 balanced_accuracy = NULL, f1 = NULL, best_objective = NULL \
                  WHERE study_id = ?1 AND trial_key = ?2 AND state = 'pending' RETURNING id"
             ))?;
             for key in keys {
@@ -316,7 +328,8 @@ impl Store {
         let tx = self.write_transaction()?;
         tx.execute(
             "INSERT OR REPLACE INTO epochs (trial_id, phase, epoch, train_loss, train_accuracy, \
-             val_loss, val_accuracy, seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             val_loss, val_accuracy, seconds, val_balanced_accuracy, val_f1) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 trial_id,
                 metrics.phase.as_str(),
@@ -325,7 +338,9 @@ impl Store {
                 metrics.train_accuracy,
                 metrics.val_loss,
                 metrics.val_accuracy,
-                metrics.seconds
+                metrics.seconds,
+                metrics.val_balanced_accuracy,
+                metrics.val_f1
             ],
         )
         .with_context(|| format!("recording an epoch of trial {trial_id}"))?;
@@ -339,7 +354,8 @@ impl Store {
         let changed = tx.execute(
             concat!(
                 "UPDATE trials SET state = 'complete', val_accuracy = ?2, best_val_accuracy = ?3, \
-                 val_loss = ?4, epochs = ?5, seconds = ?6, error = NULL, finished_at = ",
+                 val_loss = ?4, epochs = ?5, seconds = ?6, balanced_accuracy = ?7, f1 = ?8, \
+                 best_objective = ?9, error = NULL, finished_at = ",
                 now_sql!(),
                 " WHERE id = ?1"
             ),
@@ -349,7 +365,10 @@ impl Store {
                 outcome.best_val_accuracy,
                 outcome.val_loss,
                 count_to_sql(outcome.epochs)?,
-                outcome.seconds
+                outcome.seconds,
+                outcome.balanced_accuracy,
+                outcome.f1,
+                outcome.best_objective
             ],
         )?;
         ensure_one_trial_changed(changed, trial_id)?;
@@ -364,7 +383,7 @@ impl Store {
             concat!(
                 "UPDATE trials SET state = 'failed', error = ?2, val_accuracy = NULL, \
                  best_val_accuracy = NULL, val_loss = NULL, epochs = NULL, seconds = NULL, \
-                 finished_at = ",
+                 balanced_accuracy = NULL, f1 = NULL, best_objective = NULL, finished_at = ",
                 now_sql!(),
                 " WHERE id = ?1"
             ),
@@ -693,6 +712,9 @@ struct TrialRow {
     error: Option<String>,
     started_at: Option<String>,
     finished_at: Option<String>,
+    balanced_accuracy: Option<f64>,
+    f1: Option<f64>,
+    best_objective: Option<f64>,
 }
 
 impl TrialRow {
@@ -712,6 +734,9 @@ impl TrialRow {
             error: row.get(11)?,
             started_at: row.get(12)?,
             finished_at: row.get(13)?,
+            balanced_accuracy: row.get(14)?,
+            f1: row.get(15)?,
+            best_objective: row.get(16)?,
         })
     }
 
@@ -747,6 +772,9 @@ impl TrialRow {
             val_accuracy: metric(self.val_accuracy),
             best_val_accuracy: metric(self.best_val_accuracy),
             val_loss: metric(self.val_loss),
+            balanced_accuracy: metric(self.balanced_accuracy),
+            f1: metric(self.f1),
+            best_objective: metric(self.best_objective),
             epochs: usize::try_from(epochs)
                 .with_context(|| format!("trial {}: bad epoch count {epochs}", self.id))?,
             seconds: metric(self.seconds),
@@ -763,6 +791,8 @@ struct EpochRow {
     val_loss: Option<f64>,
     val_accuracy: Option<f64>,
     seconds: Option<f64>,
+    val_balanced_accuracy: Option<f64>,
+    val_f1: Option<f64>,
 }
 
 impl EpochRow {
@@ -780,6 +810,8 @@ impl EpochRow {
             val_loss: row.get(first + 4)?,
             val_accuracy: row.get(first + 5)?,
             seconds: row.get(first + 6)?,
+            val_balanced_accuracy: row.get(first + 7)?,
+            val_f1: row.get(first + 8)?,
         })
     }
 
@@ -794,6 +826,8 @@ impl EpochRow {
             train_accuracy: metric(self.train_accuracy),
             val_loss: metric(self.val_loss),
             val_accuracy: metric(self.val_accuracy),
+            val_balanced_accuracy: metric(self.val_balanced_accuracy),
+            val_f1: metric(self.val_f1),
             seconds: metric(self.seconds),
         })
     }
@@ -851,6 +885,8 @@ mod tests {
             train_accuracy: 0.5,
             val_loss: 0.75,
             val_accuracy,
+            val_balanced_accuracy: val_accuracy - 0.1,
+            val_f1: val_accuracy / 2.0,
             seconds: 2.5,
         }
     }
@@ -911,6 +947,9 @@ mod tests {
             val_accuracy: 0.8,
             best_val_accuracy: 0.81,
             val_loss: 0.3,
+            balanced_accuracy: 0.7,
+            f1: 0.45,
+            best_objective: 0.81,
             epochs: 3,
             seconds: 12.5,
         };
@@ -1011,6 +1050,9 @@ mod tests {
             val_accuracy: 0.5,
             best_val_accuracy: 0.5,
             val_loss: 1.0,
+            balanced_accuracy: 0.5,
+            f1: 0.25,
+            best_objective: 0.5,
             epochs: 1,
             seconds: 1.0,
         };
@@ -1089,7 +1131,7 @@ mod tests {
     }
 
     #[test]
-    fn reopening_keeps_everything_at_schema_version_one_in_wal_mode() {
+    fn reopening_keeps_everything_at_schema_version_two_in_wal_mode() {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, study_id) = store_with_trials(&dir, &keys(2));
         let id = store.claim(study_id, &keys(1), "w").unwrap()[0].id;
@@ -1107,7 +1149,7 @@ mod tests {
                 reopened.epochs(id).unwrap(),
                 vec![epoch(Phase::Head, 1, 0.4)]
             );
-            assert_eq!(schema_version(&reopened.conn).unwrap(), 1);
+            assert_eq!(schema_version(&reopened.conn).unwrap(), 2);
             let mode: String = reopened
                 .conn
                 .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -1120,6 +1162,43 @@ mod tests {
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
             .unwrap();
         assert_eq!(foreign_keys, 1);
+    }
+
+    #[test]
+    fn a_version_one_database_migrates_and_keeps_its_trials() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO studies VALUES (1, 's', '', 'fp', '2024-01-01T00:00:00Z');
+                 INSERT INTO trials (id, study_id, trial_key, params_json, settings_json, state,
+                     val_accuracy, best_val_accuracy, val_loss, epochs, seconds)
+                 VALUES (1, 1, 'k', '{}', '{\"learning_rate\":0.001,\"dropout\":0.0,
+                     \"head_size\":0,\"unfreeze_depth\":0,\"batch_size\":32,\"head_epochs\":5,
+                     \"finetune_epochs\":3,\"patience\":2,\"finetune_lr_factor\":0.1,
+                     \"optimizer\":\"adam\",\"weight_decay\":0.0,\"seed\":0}',
+                     'complete', 0.9, 0.95, 0.2, 1, 3.0);
+                 INSERT INTO epochs VALUES (1, 'head', 1, 0.5, 0.8, 0.2, 0.9, 3.0);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let refused = Store::open_read_only(&path).err().expect("old schema");
+        assert!(input_error_message(refused).contains("older than 2"));
+
+        let store = Store::open(&path).unwrap();
+        assert_eq!(schema_version(&store.conn).unwrap(), 2);
+        let trials = store.trials(1).unwrap();
+        assert_eq!(trials[0].settings, TrainSettings::default());
+        let outcome = trials[0].outcome.clone().unwrap();
+        assert_eq!(outcome.val_accuracy, 0.9);
+        assert!(outcome.balanced_accuracy.is_nan() && outcome.f1.is_nan());
+        assert!(outcome.best_objective.is_nan());
+        let epochs = store.epochs(1).unwrap();
+        assert_eq!(epochs[0].val_accuracy, 0.9);
+        assert!(epochs[0].val_balanced_accuracy.is_nan() && epochs[0].val_f1.is_nan());
     }
 
     #[test]

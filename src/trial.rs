@@ -55,6 +55,88 @@ impl Optimizer {
     }
 }
 
+/// What early stopping watches and what a report ranks by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    #[default]
+    Accuracy,
+    BalancedAccuracy,
+    F1,
+    ValLoss,
+}
+
+impl Objective {
+    pub fn parse(name: &str) -> Option<Objective> {
+        match name {
+            "accuracy" => Some(Objective::Accuracy),
+            "balanced_accuracy" => Some(Objective::BalancedAccuracy),
+            "f1" => Some(Objective::F1),
+            "val_loss" => Some(Objective::ValLoss),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Objective::Accuracy => "accuracy",
+            Objective::BalancedAccuracy => "balanced_accuracy",
+            Objective::F1 => "f1",
+            Objective::ValLoss => "val_loss",
+        }
+    }
+
+    /// False only for `val_loss`, where lower is better.
+    pub fn higher_is_better(self) -> bool {
+        self != Objective::ValLoss
+    }
+
+    /// This objective's value in one epoch's validation metrics.
+    pub fn of_epoch(self, m: &EpochMetrics) -> f64 {
+        match self {
+            Objective::Accuracy => m.val_accuracy,
+            Objective::BalancedAccuracy => m.val_balanced_accuracy,
+            Objective::F1 => m.val_f1,
+            Objective::ValLoss => m.val_loss,
+        }
+    }
+
+    /// This objective's value of a trial's final weights.
+    pub fn of_outcome(self, o: &TrialOutcome) -> f64 {
+        match self {
+            Objective::Accuracy => o.val_accuracy,
+            Objective::BalancedAccuracy => o.balanced_accuracy,
+            Objective::F1 => o.f1,
+            Objective::ValLoss => o.val_loss,
+        }
+    }
+}
+
+/// How the training loss weighs each class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeights {
+    /// Every sample counts the same.
+    #[default]
+    None,
+    /// Class c weighs n_samples / (n_classes * count_c), from the training labels.
+    Balanced,
+}
+
+impl ClassWeights {
+    pub fn parse(name: &str) -> Option<ClassWeights> {
+        match name {
+            "none" => Some(ClassWeights::None),
+            "balanced" => Some(ClassWeights::Balanced),
+            _ => None,
+        }
+    }
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
 /// Every setting that one trial trains with: the `[train]` table with the grid's axes applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
@@ -74,6 +156,12 @@ pub struct TrainSettings {
     pub optimizer: Optimizer,
     pub weight_decay: f64,
     pub seed: u64,
+    /// Left out of the JSON when default, so trial keys made before it existed stay the same.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub objective: Objective,
+    /// Left out of the JSON when default, so trial keys made before it existed stay the same.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub class_weights: ClassWeights,
 }
 
 impl Default for TrainSettings {
@@ -91,6 +179,8 @@ impl Default for TrainSettings {
             optimizer: Optimizer::Adam,
             weight_decay: 0.0,
             seed: 0,
+            objective: Objective::Accuracy,
+            class_weights: ClassWeights::None,
         }
     }
 }
@@ -99,7 +189,8 @@ impl TrainSettings {
     /// The settings that decide the head phase; trials with equal values share one head phase.
     pub fn head_phase_key(&self) -> String {
         format!(
-            "lr={:e};dropout={};head={};batch={};epochs={};patience={};opt={:?};wd={:e};seed={}",
+            "lr={:e};dropout={};head={};batch={};epochs={};patience={};opt={:?};wd={:e};seed={};\
+             objective={:?};weights={:?}",
             self.learning_rate,
             self.dropout,
             self.head_size,
@@ -108,7 +199,9 @@ impl TrainSettings {
             self.patience,
             self.optimizer,
             self.weight_decay,
-            self.seed
+            self.seed,
+            self.objective,
+            self.class_weights
         )
     }
 }
@@ -195,6 +288,10 @@ pub struct EpochMetrics {
     pub train_accuracy: f64,
     pub val_loss: f64,
     pub val_accuracy: f64,
+    /// Mean per-class recall on the validation split.
+    pub val_balanced_accuracy: f64,
+    /// Validation F1: of class 1 with two classes, macro F1 with more.
+    pub val_f1: f64,
     pub seconds: f64,
 }
 
@@ -206,6 +303,12 @@ pub struct TrialOutcome {
     /// Best validation accuracy over all epochs of both phases.
     pub best_val_accuracy: f64,
     pub val_loss: f64,
+    /// Validation balanced accuracy after the last epoch.
+    pub balanced_accuracy: f64,
+    /// Validation F1 after the last epoch.
+    pub f1: f64,
+    /// Best value of the trial's objective over all epochs (lowest for `val_loss`).
+    pub best_objective: f64,
     /// Total epochs trained over both phases.
     pub epochs: usize,
     pub seconds: f64,

@@ -51,6 +51,9 @@ fn report_page() -> String {
                 val_accuracy: acc,
                 best_val_accuracy: acc,
                 val_loss: 0.5,
+                balanced_accuracy: acc,
+                f1: acc,
+                best_objective: acc,
                 epochs: 5,
                 seconds: 3.0,
             }),
@@ -66,6 +69,8 @@ fn report_page() -> String {
                 train_accuracy: 0.5,
                 val_loss: 1.0,
                 val_accuracy: acc - 0.05 * (5 - e) as f64,
+                val_balanced_accuracy: acc,
+                val_f1: acc,
                 seconds: 1.0,
             })
             .collect();

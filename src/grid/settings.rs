@@ -1,7 +1,7 @@
 //! The training settings a grid file may set: checking one value and applying it to `TrainSettings`.
 
 use super::doc::{expect_count, expect_float, expect_str, Issue, Value};
-use crate::trial::{Optimizer, ParamValue, TrainSettings};
+use crate::trial::{ClassWeights, Objective, Optimizer, ParamValue, TrainSettings};
 
 /// Every setting name, in `TrainSettings` order; `[train]` takes all but `seed`, `[grid]` all.
 pub(super) const SETTING_KEYS: &[&str] = &[
@@ -17,6 +17,8 @@ pub(super) const SETTING_KEYS: &[&str] = &[
     "optimizer",
     "weight_decay",
     "seed",
+    "objective",
+    "class_weights",
 ];
 
 /// The keys `[train]` accepts (the seed comes from `[study]` or a `[grid]` axis).
@@ -48,6 +50,18 @@ pub(super) fn setting_value(
         "batch_size" | "head_epochs" => count(name, value, 1, i64::MAX),
         "finetune_epochs" | "patience" | "seed" => count(name, value, 0, i64::MAX),
         "optimizer" => optimizer(value),
+        "objective" => choice(
+            name,
+            value,
+            |s| Objective::parse(s).is_some(),
+            "accuracy, balanced_accuracy, f1 or val_loss",
+        ),
+        "class_weights" => choice(
+            name,
+            value,
+            |s| ClassWeights::parse(s).is_some(),
+            "none or balanced",
+        ),
         _ => Err(Issue::at(value.span(), format!("unknown setting `{name}`"))),
     }
 }
@@ -103,6 +117,23 @@ fn optimizer(value: &Value<'_>) -> Result<ParamValue, Issue> {
     }
 }
 
+fn choice(
+    name: &str,
+    value: &Value<'_>,
+    known: fn(&str) -> bool,
+    choices: &str,
+) -> Result<ParamValue, Issue> {
+    let text = expect_str(name, value)?;
+    if known(text) {
+        Ok(ParamValue::Str(text.to_string()))
+    } else {
+        Err(Issue::at(
+            value.span(),
+            format!("unknown {name} {text:?}; choose {choices}"),
+        ))
+    }
+}
+
 /// Sets field `name` of `settings` to a value checked by [`setting_value`]
 /// (a value of another shape, impossible after checking, leaves the field as it was).
 pub(super) fn apply_setting(settings: &mut TrainSettings, name: &str, value: &ParamValue) {
@@ -127,6 +158,16 @@ pub(super) fn apply_setting(settings: &mut TrainSettings, name: &str, value: &Pa
         "optimizer" => {
             if let ParamValue::Str(s) = value {
                 set(&mut settings.optimizer, Optimizer::parse(s));
+            }
+        }
+        "objective" => {
+            if let ParamValue::Str(s) = value {
+                set(&mut settings.objective, Objective::parse(s));
+            }
+        }
+        "class_weights" => {
+            if let ParamValue::Str(s) = value {
+                set(&mut settings.class_weights, ClassWeights::parse(s));
             }
         }
         _ => {}
@@ -163,6 +204,14 @@ mod tests {
             check("optimizer", "\"sgd\""),
             Ok(ParamValue::Str("sgd".into()))
         );
+        assert_eq!(
+            check("objective", "\"balanced_accuracy\""),
+            Ok(ParamValue::Str("balanced_accuracy".into()))
+        );
+        assert_eq!(
+            check("class_weights", "\"balanced\""),
+            Ok(ParamValue::Str("balanced".into()))
+        );
     }
 
     #[test]
@@ -182,6 +231,9 @@ mod tests {
             ("batch_size", "32.0", "integer"),
             ("optimizer", "\"lion\"", "unknown optimizer"),
             ("optimizer", "1", "string"),
+            ("objective", "\"loss\"", "unknown objective"),
+            ("objective", "1", "string"),
+            ("class_weights", "\"auto\"", "unknown class_weights"),
         ];
         for (name, literal, keyword) in cases {
             let err = check(name, literal).expect_err(literal);
@@ -202,11 +254,15 @@ mod tests {
         apply_setting(&mut s, "optimizer", &ParamValue::Str("adamw".into()));
         apply_setting(&mut s, "seed", &ParamValue::Int(7));
         apply_setting(&mut s, "patience", &ParamValue::Int(0));
+        apply_setting(&mut s, "objective", &ParamValue::Str("f1".into()));
+        apply_setting(&mut s, "class_weights", &ParamValue::Str("balanced".into()));
         assert_eq!(s.learning_rate, 0.5);
         assert_eq!(s.head_size, 128);
         assert_eq!(s.optimizer, Optimizer::AdamW);
         assert_eq!(s.seed, 7);
         assert_eq!(s.patience, 0);
+        assert_eq!(s.objective, Objective::F1);
+        assert_eq!(s.class_weights, ClassWeights::Balanced);
         assert_eq!(s.batch_size, TrainSettings::default().batch_size);
     }
 

@@ -2,7 +2,9 @@
 
 use super::curves::{curves, Curve};
 use super::effects::{self, Importance, Obs, SeedReport, TwoWayTable};
-use crate::trial::{EpochMetrics, ParamValue, StudyRecord, TrialOutcome, TrialRecord, TrialState};
+use crate::trial::{
+    EpochMetrics, Objective, ParamValue, StudyRecord, TrialOutcome, TrialRecord, TrialState,
+};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -20,6 +22,10 @@ pub struct Report {
     /// The grid axes: every parameter name found in the trials, in order of first appearance
     /// over the trials sorted by id (names within one trial are alphabetical).
     pub axes: Vec<String>,
+    /// What `ranked` is ordered by: the `[train] objective` all complete trials share
+    /// ("accuracy" when they differ or none is complete).
+    #[serde(default)]
+    pub objective: Objective,
     /// Complete trials, best first (see `RankedRow`); only the first `top` rows when `top` was given.
     pub ranked: Vec<RankedRow>,
     /// How many complete trials were ranked before the `top` cut (`ranked.len()` without one).
@@ -57,11 +63,12 @@ pub struct StateCounts {
     pub failed: usize,
 }
 
-/// One complete trial in the ranking. Order: `val_accuracy` descending, then `best_val_accuracy`
-/// descending, then `seconds` ascending, then trial id ascending.
+/// One complete trial in the ranking. Order: the report's objective of the final weights (higher
+/// first; lower first for val_loss), then `best_val_accuracy` descending, then `seconds`
+/// ascending, then trial id ascending.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankedRow {
-    /// 1-based competition rank: trials with equal `val_accuracy` share a rank (1, 1, 3, ...).
+    /// 1-based competition rank: trials with an equal objective share a rank (1, 1, 3, ...).
     pub rank: usize,
     /// The trial's id in the store.
     pub trial: i64,
@@ -71,6 +78,15 @@ pub struct RankedRow {
     pub val_accuracy: f64,
     /// Best validation accuracy over all of the trial's epochs.
     pub best_val_accuracy: f64,
+    /// Validation balanced accuracy (mean per-class recall) of the final weights.
+    #[serde(default)]
+    pub balanced_accuracy: f64,
+    /// Validation F1 of the final weights (class 1 when binary, macro otherwise).
+    #[serde(default)]
+    pub f1: f64,
+    /// Validation loss of the final weights.
+    #[serde(default)]
+    pub val_loss: f64,
     /// The trial's axis values, by axis name.
     pub params: BTreeMap<String, ParamValue>,
     /// Epochs trained over both phases.
@@ -138,7 +154,8 @@ pub fn build_with_epochs(
 ) -> Report {
     let by_id = sorted_by_id(trials);
     let complete = complete_with_outcome(&by_id);
-    let mut ranked = rank(&complete);
+    let objective = shared_objective(&complete);
+    let mut ranked = rank(&complete, objective);
     let ranked_total = ranked.len();
     if let Some(n) = top {
         ranked.truncate(n);
@@ -169,6 +186,7 @@ pub fn build_with_epochs(
         study: study.name.clone(),
         counts: count_states(&by_id),
         axes,
+        objective,
         ranked,
         ranked_total,
         failed: failed_rows(&by_id),
@@ -220,21 +238,38 @@ fn complete_with_outcome<'a>(
         .collect()
 }
 
-fn rank(complete: &[(&TrialRecord, &TrialOutcome)]) -> Vec<RankedRow> {
+/// The objective every complete trial was trained for; accuracy when they differ.
+fn shared_objective(complete: &[(&TrialRecord, &TrialOutcome)]) -> Objective {
+    let mut objectives = complete.iter().map(|(t, _)| t.settings.objective);
+    let first = objectives.next().unwrap_or_default();
+    if objectives.all(|o| o == first) {
+        first
+    } else {
+        Objective::Accuracy
+    }
+}
+
+fn rank(complete: &[(&TrialRecord, &TrialOutcome)], objective: Objective) -> Vec<RankedRow> {
     let mut ordered = complete.to_vec();
-    ordered.sort_by(|a, b| ranking_order(*a, *b));
+    ordered.sort_by(|a, b| ranking_order(*a, *b, objective));
     let mut rows: Vec<RankedRow> = Vec::with_capacity(ordered.len());
+    let mut previous: Option<f64> = None;
     for (position, (trial, outcome)) in ordered.into_iter().enumerate() {
-        let rank = match rows.last() {
-            Some(prev) if same_accuracy(prev.val_accuracy, outcome.val_accuracy) => prev.rank,
+        let value = objective_key(objective, outcome);
+        let rank = match (rows.last(), previous) {
+            (Some(prev), Some(p)) if p == value => prev.rank,
             _ => position + 1,
         };
+        previous = Some(value);
         rows.push(RankedRow {
             rank,
             trial: trial.id,
             key: trial.key.clone(),
             val_accuracy: outcome.val_accuracy,
             best_val_accuracy: outcome.best_val_accuracy,
+            balanced_accuracy: outcome.balanced_accuracy,
+            f1: outcome.f1,
+            val_loss: outcome.val_loss,
             params: trial.params.clone(),
             epochs: outcome.epochs,
             seconds: outcome.seconds,
@@ -243,15 +278,31 @@ fn rank(complete: &[(&TrialRecord, &TrialOutcome)]) -> Vec<RankedRow> {
     rows
 }
 
-fn ranking_order(a: (&TrialRecord, &TrialOutcome), b: (&TrialRecord, &TrialOutcome)) -> Ordering {
+fn ranking_order(
+    a: (&TrialRecord, &TrialOutcome),
+    b: (&TrialRecord, &TrialOutcome),
+    objective: Objective,
+) -> Ordering {
     let ((ta, oa), (tb, ob)) = (a, b);
-    accuracy_key(ob.val_accuracy)
-        .total_cmp(&accuracy_key(oa.val_accuracy))
+    objective_key(objective, ob)
+        .total_cmp(&objective_key(objective, oa))
         .then_with(|| {
             accuracy_key(ob.best_val_accuracy).total_cmp(&accuracy_key(oa.best_val_accuracy))
         })
         .then_with(|| seconds_key(oa.seconds).total_cmp(&seconds_key(ob.seconds)))
         .then_with(|| ta.id.cmp(&tb.id))
+}
+
+/// The objective of an outcome as a higher-is-better sort key (NaN the worst possible).
+fn objective_key(objective: Objective, outcome: &TrialOutcome) -> f64 {
+    let value = objective.of_outcome(outcome);
+    if objective.higher_is_better() {
+        accuracy_key(value)
+    } else if value.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        -value
+    }
 }
 
 /// An accuracy for sorting: NaN counts as the worst possible.
@@ -270,10 +321,6 @@ fn seconds_key(seconds: f64) -> f64 {
     } else {
         seconds
     }
-}
-
-fn same_accuracy(a: f64, b: f64) -> bool {
-    accuracy_key(a) == accuracy_key(b)
 }
 
 fn failed_rows(trials: &[&TrialRecord]) -> Vec<FailedRow> {
@@ -420,6 +467,9 @@ pub(crate) mod tests {
                 val_accuracy: val,
                 best_val_accuracy: best,
                 val_loss: 0.5,
+                balanced_accuracy: val - 0.05,
+                f1: 1.0 - val,
+                best_objective: best,
                 epochs: 4,
                 seconds: secs,
             }),
@@ -461,6 +511,45 @@ pub(crate) mod tests {
             }
         );
         assert_eq!(report.study, "flowers");
+    }
+
+    fn with_objective(objective: Objective) -> Vec<TrialRecord> {
+        let mut all = trials();
+        for t in &mut all {
+            t.settings.objective = objective;
+            if let Some(o) = &mut t.outcome {
+                o.val_loss = 2.0 - o.val_accuracy;
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn ranks_by_the_shared_objective() {
+        let report = build(&study(), &with_objective(Objective::F1), None);
+        assert_eq!(report.objective, Objective::F1);
+        // f1 = 1 - val_accuracy here, so the order turns round; ties keep their tie-breakers.
+        assert_eq!(
+            ranks_and_ids(&report),
+            vec![(1, 5), (2, 1), (3, 2), (3, 4), (3, 3)]
+        );
+        assert!((report.ranked[0].f1 - 0.3).abs() < 1e-12);
+        assert!((report.ranked[0].balanced_accuracy - 0.65).abs() < 1e-12);
+        // Lower val_loss is better.
+        let report = build(&study(), &with_objective(Objective::ValLoss), None);
+        assert_eq!(
+            ranks_and_ids(&report),
+            vec![(1, 2), (1, 4), (1, 3), (4, 1), (5, 5)]
+        );
+        // Mixed objectives fall back to accuracy.
+        let mut mixed = with_objective(Objective::F1);
+        mixed[0].settings.objective = Objective::BalancedAccuracy;
+        let report = build(&study(), &mixed, None);
+        assert_eq!(report.objective, Objective::Accuracy);
+        assert_eq!(
+            ranks_and_ids(&report),
+            vec![(1, 2), (1, 4), (1, 3), (4, 1), (5, 5)]
+        );
     }
 
     #[test]

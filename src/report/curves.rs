@@ -68,6 +68,8 @@ mod tests {
             train_accuracy: 0.5,
             val_loss: 0.7,
             val_accuracy: val,
+            val_balanced_accuracy: val,
+            val_f1: val,
             seconds: 1.0,
         }
     }
@@ -80,6 +82,9 @@ mod tests {
             key: "k".into(),
             val_accuracy: 0.9,
             best_val_accuracy: 0.9,
+            balanced_accuracy: 0.9,
+            f1: 0.9,
+            val_loss: 0.3,
             params: BTreeMap::new(),
             epochs: 3,
             seconds: 1.0,

@@ -68,9 +68,16 @@ fn note(out: &mut String, text: &str) {
 
 fn ranked(out: &mut String, report: &Report) {
     out.push_str("<h2 id=\"ranked\">Ranked trials</h2>\n");
-    let mut header: Vec<String> = ["rank", "trial", "val_accuracy", "best_val_accuracy"]
-        .map(String::from)
-        .to_vec();
+    let mut header: Vec<String> = [
+        "rank",
+        "trial",
+        "val_accuracy",
+        "best_val_accuracy",
+        "balanced_accuracy",
+        "f1",
+    ]
+    .map(String::from)
+    .to_vec();
     header.extend(report.axes.iter().cloned());
     header.extend(["epochs".to_string(), "seconds".to_string()]);
     let rows: Vec<Vec<String>> = report
@@ -83,6 +90,8 @@ fn ranked(out: &mut String, report: &Report) {
                 r.trial.to_string(),
                 format!("{:.4}", r.val_accuracy),
                 format!("{:.4}", r.best_val_accuracy),
+                format!("{:.4}", r.balanced_accuracy),
+                format!("{:.4}", r.f1),
             ];
             cells.extend(param_cells(&r.params, &report.axes, "-"));
             cells.extend([r.epochs.to_string(), format!("{:.1}", r.seconds)]);

@@ -222,9 +222,9 @@ mod tests {
     fn csv_is_exact() {
         let expected = "\
 # Ranked trials (top 2 of 5)
-rank,trial,val_accuracy,best_val_accuracy,head_size,learning_rate,optimizer,epochs,seconds
-1,2,0.9,0.95,0,0.01,adam,4,20
-1,4,0.9,0.92,128,0.01,adam,4,8
+rank,trial,val_accuracy,best_val_accuracy,balanced_accuracy,f1,head_size,learning_rate,optimizer,epochs,seconds
+1,2,0.9,0.95,0.85,0.09999999999999998,0,0.01,adam,4,20
+1,4,0.9,0.92,0.85,0.09999999999999998,128,0.01,adam,4,8
 
 # Effect of head_size on val_accuracy
 # spread (best mean - worst mean): 0.06666666666666665
@@ -251,7 +251,10 @@ head_size,n,mean,sd,min,best
         r.axes.push("absent".to_string());
         let csv = render(&r, Format::Csv);
         let last = csv.lines().nth(2).expect("one data row");
-        assert_eq!(last, "1,2,0.9,0.95,0,0.01,adam,\"a,\"\"b\"\"\",,4,20");
+        assert_eq!(
+            last,
+            "1,2,0.9,0.95,0.85,0.09999999999999998,0,0.01,adam,\"a,\"\"b\"\"\",,4,20"
+        );
         assert_eq!(csv_field("x\ny"), "\"x\ny\"");
     }
 
@@ -308,11 +311,13 @@ head_size,n,mean,sd,min,best
             assert!(md.contains(heading), "missing {heading:?} in\n{md}");
         }
         assert!(md.contains(
-            "| rank | trial | val_accuracy | best_val_accuracy | head_size | learning_rate | optimizer | epochs | seconds |\n\
-             | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n\
-             | 1 | 2 | 0.9000 | 0.9500 | 0 | 0.01 | adam | 4 | 20.0 |\n"
+            "| rank | trial | val_accuracy | best_val_accuracy | balanced_accuracy | f1 | head_size | learning_rate | optimizer | epochs | seconds |\n\
+             | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n\
+             | 1 | 2 | 0.9000 | 0.9500 | 0.8500 | 0.1000 | 0 | 0.01 | adam | 4 | 20.0 |\n"
         ));
-        assert!(md.contains("| 4 | 1 | 0.8000 | 0.8500 | 0 | 0.001 | adam | 4 | 12.5 |\n"));
+        assert!(md.contains(
+            "| 4 | 1 | 0.8000 | 0.8500 | 0.7500 | 0.2000 | 0 | 0.001 | adam | 4 | 12.5 |\n"
+        ));
         assert!(md.contains("| 0.001 | 3 | 0.8000 | 0.1000 | 0.7000 | 0.9000 |\n"));
         assert!(md.contains("| 0.1 | 0 | - | - | - | - |\n"));
         assert!(md.contains("spread (best mean - worst mean): 0.1000\n"));

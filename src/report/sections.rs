@@ -108,10 +108,17 @@ fn ranked_section(report: &Report, style: Style) -> Section {
     } else {
         "Ranked trials".to_string()
     };
-    let mut header = strings(&["rank", "trial", "val_accuracy", "best_val_accuracy"]);
+    let mut header = strings(&[
+        "rank",
+        "trial",
+        "val_accuracy",
+        "best_val_accuracy",
+        "balanced_accuracy",
+        "f1",
+    ]);
     header.extend(report.axes.iter().cloned());
     header.extend(strings(&["epochs", "seconds"]));
-    let mut numeric = vec![true; 4];
+    let mut numeric = vec![true; 6];
     numeric.extend(report.axes.iter().map(|axis| axis_is_numeric(report, axis)));
     numeric.extend([true, true]);
     let mut section = Section::new(title, header, numeric);
@@ -130,6 +137,8 @@ fn ranked_cells(row: &RankedRow, axes: &[String], style: Style) -> Vec<String> {
         row.trial.to_string(),
         style.acc(row.val_accuracy),
         style.acc(row.best_val_accuracy),
+        style.acc(row.balanced_accuracy),
+        style.acc(row.f1),
     ];
     cells.extend(param_cells(
         &row.params,

@@ -1,7 +1,8 @@
 //! The epoch loop shared by both phases: shuffled mini-batches, validation, early stopping.
 
+use super::metrics::{balanced_class_weights, Confusion, Scores};
 use super::Interrupted;
-use crate::trial::{EpochMetrics, Optimizer, Phase};
+use crate::trial::{ClassWeights, EpochMetrics, Objective, Optimizer, Phase};
 use candle_core::{DType, Result, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer as _, ParamsAdamW, SGD};
 use rand::rngs::StdRng;
@@ -27,32 +28,48 @@ pub struct FitSettings {
     pub learning_rate: f64,
     pub optimizer: Optimizer,
     pub weight_decay: f64,
+    /// Number of classes the logits score.
+    pub classes: usize,
+    pub objective: Objective,
+    pub class_weights: ClassWeights,
 }
 
 /// Logits of a batch of inputs; dropout and the like only when given the rng.
 pub type Forward<'a> = dyn Fn(&Tensor, Option<&mut StdRng>) -> Result<Tensor> + 'a;
 
-/// Early stopping on validation loss: stop after `patience` epochs without a new best (0: never).
+/// Early stopping on the objective: stop after `patience` epochs without a new best (0: never).
 #[derive(Debug, Clone)]
 pub struct EarlyStopping {
     patience: usize,
+    higher_is_better: bool,
     best: f64,
     epochs_since_best: usize,
 }
 
 impl EarlyStopping {
-    pub fn new(patience: usize) -> Self {
+    pub fn new(patience: usize, objective: Objective) -> Self {
+        let higher_is_better = objective.higher_is_better();
         EarlyStopping {
             patience,
-            best: f64::INFINITY,
+            higher_is_better,
+            best: if higher_is_better {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            },
             epochs_since_best: 0,
         }
     }
 
-    /// Record an epoch's validation loss; true when training should stop.
-    pub fn should_stop(&mut self, val_loss: f64) -> bool {
-        if val_loss < self.best {
-            self.best = val_loss;
+    /// Record an epoch's value of the objective; true when training should stop.
+    pub fn should_stop(&mut self, value: f64) -> bool {
+        let better = if self.higher_is_better {
+            value > self.best
+        } else {
+            value < self.best
+        };
+        if better {
+            self.best = value;
             self.epochs_since_best = 0;
         } else {
             self.epochs_since_best += 1;
@@ -121,7 +138,15 @@ pub fn fit(
     on_epoch: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<EpochMetrics>> {
     let mut stepper = Stepper::new(vars, settings)?;
-    let mut stopping = EarlyStopping::new(settings.patience);
+    let mut stopping = EarlyStopping::new(settings.patience, settings.objective);
+    let weights = match settings.class_weights {
+        ClassWeights::None => None,
+        ClassWeights::Balanced => {
+            let labels = data.train_labels.to_vec1::<u32>()?;
+            let w = balanced_class_weights(&labels, settings.classes);
+            Some(Tensor::new(w, data.train_labels.device())?)
+        }
+    };
     let mut history = Vec::with_capacity(settings.epochs);
     let n = data.train_inputs.dim(0)?;
     let mut order: Vec<u32> = (0..n as u32).collect();
@@ -137,7 +162,10 @@ pub fn fit(
             let x = data.train_inputs.index_select(&index, 0)?;
             let y = data.train_labels.index_select(&index, 0)?;
             let logits = forward(&x, Some(rng))?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            let loss = match &weights {
+                Some(w) => weighted_cross_entropy(&logits, &y, w)?,
+                None => candle_nn::loss::cross_entropy(&logits, &y)?,
+            };
             stepper.step(&loss)?;
             loss_sum += f64::from(loss.to_scalar::<f32>()?) * batch.len() as f64;
             correct += count_correct(&logits, &y)?;
@@ -149,19 +177,23 @@ pub fn fit(
                 settings.phase.as_str()
             );
         }
-        let (val_loss, val_accuracy) = evaluate(forward, data.val_inputs, data.val_labels)?;
+        let (val_loss, scores) =
+            evaluate(forward, data.val_inputs, data.val_labels, settings.classes)?;
         let metrics = EpochMetrics {
             phase: settings.phase,
             epoch,
             train_loss: loss_sum / n as f64,
             train_accuracy: correct as f64 / n as f64,
             val_loss,
-            val_accuracy,
+            val_accuracy: scores.accuracy,
+            val_balanced_accuracy: scores.balanced_accuracy,
+            val_f1: scores.f1,
             seconds: started.elapsed().as_secs_f64(),
         };
         on_epoch(&metrics)?;
+        let watched = settings.objective.of_epoch(&metrics);
         history.push(metrics);
-        if stopping.should_stop(val_loss) {
+        if stopping.should_stop(watched) {
             break;
         }
     }
@@ -171,19 +203,38 @@ pub fn fit(
 /// Rows per forward batch when evaluating.
 const EVAL_BATCH: usize = 128;
 
-/// Mean cross-entropy and accuracy of `forward` (no dropout) over a whole split.
-pub fn evaluate(forward: &Forward, inputs: &Tensor, labels: &Tensor) -> Result<(f64, f64)> {
+/// Mean (unweighted) cross-entropy and the scores of `forward` (no dropout) over a whole split.
+pub fn evaluate(
+    forward: &Forward,
+    inputs: &Tensor,
+    labels: &Tensor,
+    classes: usize,
+) -> Result<(f64, Scores)> {
     let n = inputs.dim(0)?;
-    let (mut loss_sum, mut correct) = (0.0, 0usize);
+    let mut loss_sum = 0.0;
+    let mut confusion = Confusion::new(classes);
     for start in (0..n).step_by(EVAL_BATCH) {
         let len = EVAL_BATCH.min(n - start);
         let logits = forward(&inputs.narrow(0, start, len)?, None)?.detach();
         let y = labels.narrow(0, start, len)?;
         loss_sum += f64::from(candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?)
             * len as f64;
-        correct += count_correct(&logits, &y)?;
+        let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        confusion.add(&y.to_vec1::<u32>()?, &predicted);
     }
-    Ok((loss_sum / n as f64, correct as f64 / n as f64))
+    Ok((loss_sum / n as f64, confusion.scores()))
+}
+
+/// Class-weighted cross-entropy as PyTorch's: sum of `w_y * nll` over sum of `w_y`.
+pub fn weighted_cross_entropy(
+    logits: &Tensor,
+    labels: &Tensor,
+    weights: &Tensor,
+) -> Result<Tensor> {
+    let log_p = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let nll = log_p.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
+    let w = weights.index_select(labels, 0)?;
+    (nll * &w)?.sum_all()?.div(&w.sum_all()?)
 }
 
 fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
@@ -197,13 +248,42 @@ mod tests {
 
     #[test]
     fn early_stopping_waits_patience_epochs_without_a_better_loss() {
-        let mut policy = EarlyStopping::new(2);
+        let mut policy = EarlyStopping::new(2, Objective::ValLoss);
         let decisions: Vec<bool> = [1.0, 0.8, 0.9, 0.85, 0.7]
             .iter()
             .map(|&l| policy.should_stop(l))
             .collect();
         assert_eq!(decisions, [false, false, false, true, false]);
-        let mut never = EarlyStopping::new(0);
+        let mut never = EarlyStopping::new(0, Objective::ValLoss);
         assert!(![1.0, 2.0, 3.0, 4.0].iter().any(|&l| never.should_stop(l)));
+    }
+
+    #[test]
+    fn early_stopping_on_a_score_waits_for_a_higher_value() {
+        let mut policy = EarlyStopping::new(2, Objective::F1);
+        let decisions: Vec<bool> = [0.2, 0.5, 0.4, 0.5, 0.6]
+            .iter()
+            .map(|&v| policy.should_stop(v))
+            .collect();
+        assert_eq!(decisions, [false, false, false, true, false]);
+    }
+
+    #[test]
+    fn weighted_cross_entropy_by_hand() -> Result<()> {
+        let device = candle_core::Device::Cpu;
+        // Logits [0, ln 3] give p = [1/4, 3/4]; [0, 0] gives [1/2, 1/2].
+        let logits = Tensor::new(&[[0f32, 3f32.ln()], [0.0, 0.0], [0.0, 3f32.ln()]], &device)?;
+        let labels = Tensor::new(&[1u32, 0, 0], &device)?;
+        let weights = Tensor::new(&[0.5f32, 2.0], &device)?;
+        let loss = weighted_cross_entropy(&logits, &labels, &weights)?.to_scalar::<f32>()?;
+        // nll = [ln 4/3, ln 2, ln 4]; w_y = [2, 0.5, 0.5].
+        let expected = (2.0 * (4f32 / 3.0).ln() + 0.5 * 2f32.ln() + 0.5 * 4f32.ln()) / 3.0;
+        assert!((loss - expected).abs() < 1e-6, "{loss} != {expected}");
+        // Equal weights give the plain mean.
+        let ones = Tensor::new(&[1f32, 1.0], &device)?;
+        let plain = candle_nn::loss::cross_entropy(&logits, &labels)?.to_scalar::<f32>()?;
+        let same = weighted_cross_entropy(&logits, &labels, &ones)?.to_scalar::<f32>()?;
+        assert!((plain - same).abs() < 1e-6);
+        Ok(())
     }
 }

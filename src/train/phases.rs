@@ -3,7 +3,7 @@
 use super::features::FeatureBank;
 use super::fit::{fit, FitSettings, PhaseData};
 use crate::model::{Backbone, Head, HeadConfig};
-use crate::trial::{EpochMetrics, Phase, TrainSettings, TrialOutcome};
+use crate::trial::{EpochMetrics, Objective, Phase, TrainSettings, TrialOutcome};
 use candle_core::Device;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -45,7 +45,7 @@ pub fn head_phase(
         val_inputs: &ctx.bank.val.pooled,
         val_labels: &ctx.bank.val.labels,
     };
-    let fit_settings = fit_settings(settings, Phase::Head);
+    let fit_settings = fit_settings(settings, Phase::Head, ctx.classes);
     let forward = |x: &_, rng: Option<&mut StdRng>| head.forward(x, rng);
     let epochs = fit(
         &fit_settings,
@@ -88,7 +88,7 @@ pub fn finetune_phase<'a>(
     vars.extend(tail.vars().iter().cloned());
     let mut rng = start.rng.clone();
     let forward = |x: &_, rng: Option<&mut StdRng>| head.forward(&tail.forward(x)?, rng);
-    let fit_settings = fit_settings(settings, Phase::Finetune);
+    let fit_settings = fit_settings(settings, Phase::Finetune, ctx.classes);
     fit(
         &fit_settings,
         &data,
@@ -100,7 +100,7 @@ pub fn finetune_phase<'a>(
     )
 }
 
-fn fit_settings(settings: &TrainSettings, phase: Phase) -> FitSettings {
+fn fit_settings(settings: &TrainSettings, phase: Phase, classes: usize) -> FitSettings {
     let (epochs, learning_rate) = match phase {
         Phase::Head => (settings.head_epochs, settings.learning_rate),
         Phase::Finetune => (
@@ -116,16 +116,28 @@ fn fit_settings(settings: &TrainSettings, phase: Phase) -> FitSettings {
         learning_rate,
         optimizer: settings.optimizer,
         weight_decay: settings.weight_decay,
+        classes,
+        objective: settings.objective,
+        class_weights: settings.class_weights,
     }
 }
 
-/// A trial's outcome from all its epochs: the final epoch's validation scores and the best.
-pub fn summarize(epochs: &[EpochMetrics], seconds: f64) -> TrialOutcome {
+/// A trial's outcome from all its epochs: the final epoch's validation scores and the bests.
+pub fn summarize(epochs: &[EpochMetrics], objective: Objective, seconds: f64) -> TrialOutcome {
     let last = epochs.last();
+    let values = epochs.iter().map(|e| objective.of_epoch(e));
+    let best_objective = if objective.higher_is_better() {
+        values.fold(f64::NAN, f64::max)
+    } else {
+        values.fold(f64::NAN, f64::min)
+    };
     TrialOutcome {
         val_accuracy: last.map_or(0.0, |e| e.val_accuracy),
         best_val_accuracy: epochs.iter().map(|e| e.val_accuracy).fold(0.0, f64::max),
         val_loss: last.map_or(f64::NAN, |e| e.val_loss),
+        balanced_accuracy: last.map_or(0.0, |e| e.val_balanced_accuracy),
+        f1: last.map_or(0.0, |e| e.val_f1),
+        best_objective,
         epochs: epochs.len(),
         seconds,
     }
