@@ -24,18 +24,21 @@ pub struct Dataset {
     pub val: Vec<Sample>,
 }
 
+/// Classes the tool splits itself (stratified, see `split::split`).
+fn split_classes(classes: Vec<source::ClassFolder>, config: &DataConfig, seed: u64) -> Dataset {
+    let (train, val) = split::split(&classes, config, seed);
+    Dataset {
+        classes: classes.into_iter().map(|c| c.name).collect(),
+        train,
+        val,
+    }
+}
+
 /// List and split the files a data config names (no decoding yet).
 pub fn load_dataset(config: &DataConfig, seed: u64) -> anyhow::Result<Dataset> {
     match &config.source {
         DataSource::Folder { root } => {
-            let classes = source::class_folders(root)?;
-            let names = classes.iter().map(|c| c.name.clone()).collect();
-            let (train, val) = split::split(&classes, config, seed);
-            Ok(Dataset {
-                classes: names,
-                train,
-                val,
-            })
+            Ok(split_classes(source::class_folders(root)?, config, seed))
         }
         DataSource::Manifest {
             path,
@@ -44,13 +47,7 @@ pub fn load_dataset(config: &DataConfig, seed: u64) -> anyhow::Result<Dataset> {
             ignore,
         } => {
             let classes = manifest::manifest_classes(path, label, path_column, ignore)?;
-            let names = classes.iter().map(|c| c.name.clone()).collect();
-            let (train, val) = split::split(&classes, config, seed);
-            Ok(Dataset {
-                classes: names,
-                train,
-                val,
-            })
+            Ok(split_classes(classes, config, seed))
         }
         DataSource::Split { train, val } => {
             let train_classes = source::class_folders(train)?;

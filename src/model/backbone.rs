@@ -32,6 +32,23 @@ pub trait TrainableTail: Send {
     fn vars(&self) -> &[Var];
 }
 
+/// Run `blocks(x, from, to)` over all `total` blocks from the stem's output, keeping the input
+/// of every block in `boundaries`; returns the last block's output and those inputs.
+pub fn run_recording(
+    stem_out: Tensor,
+    total: usize,
+    boundaries: &BTreeSet<usize>,
+    blocks: impl Fn(&Tensor, usize, usize) -> Result<Tensor>,
+) -> Result<(Tensor, BTreeMap<usize, Tensor>)> {
+    let (mut x, mut recorded, mut at) = (stem_out, BTreeMap::new(), 0);
+    for &b in boundaries {
+        x = blocks(&x, at, b)?;
+        recorded.insert(b, x.clone());
+        at = b;
+    }
+    Ok((blocks(&x, at, total)?, recorded))
+}
+
 /// Load the backbone named in a grid file from its weights.
 pub fn load_backbone(
     name: &str,
@@ -56,15 +73,9 @@ impl Backbone for EfficientNetLite0 {
     }
 
     fn forward_recording(&self, input: &Tensor, boundaries: &BTreeSet<usize>) -> Result<Recorded> {
-        let mut x = self.stem(input)?;
-        let mut recorded = BTreeMap::new();
-        let mut at = 0;
-        for &b in boundaries {
-            x = self.blocks(&x, at, b)?;
-            recorded.insert(b, x.clone());
-            at = b;
-        }
-        x = self.blocks(&x, at, BLOCKS)?;
+        let (x, recorded) = run_recording(self.stem(input)?, BLOCKS, boundaries, |x, a, b| {
+            self.blocks(x, a, b)
+        })?;
         Ok(Recorded {
             pooled: self.head().forward(&x)?,
             boundaries: recorded,

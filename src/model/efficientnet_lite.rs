@@ -182,14 +182,7 @@ impl EfficientNetLite0 {
             .map(|(i, shape)| MbConv::load(&ckpt, i, shape))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let conv = ConvBn::pointwise(&ckpt, "_conv_head", "_bn1", (HEAD_IN, FEATURE_DIM), BN_EPS)?;
-        let classifier = if ckpt.contains("_fc.weight") {
-            Some((
-                ckpt.get("_fc.weight", &[1000, FEATURE_DIM])?,
-                ckpt.get("_fc.bias", &[1000])?,
-            ))
-        } else {
-            None
-        };
+        let classifier = ckpt.optional_linear("_fc", (1000, FEATURE_DIM))?;
         Ok(EfficientNetLite0 {
             stem,
             blocks,

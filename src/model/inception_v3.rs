@@ -4,14 +4,14 @@
 //! that are the unfreeze boundaries; global average pool -> 2048 features; fc -> 1000 logits.
 //! Loads torchvision's own key names (`Conv2d_1a_3x3.conv.weight`, `Mixed_5b.branch1x1.bn.*`).
 
-use super::backbone::{Backbone, Recorded, TrainableTail};
+use super::backbone::{run_recording, Backbone, Recorded, TrainableTail};
 use super::inception_blocks::{
     inception_a, inception_b, inception_c, inception_d, inception_e, BasicConv, Mixed,
 };
 use super::weights::Checkpoint;
 use crate::backbones::BackboneInfo;
 use candle_core::{DType, Device, Result, Tensor, Var};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Number of Mixed blocks (the unfreeze boundaries).
@@ -55,14 +55,7 @@ impl InceptionV3 {
             inception_e(c, "Mixed_7b", 1280)?,
             inception_e(c, "Mixed_7c", 2048)?,
         ];
-        let classifier = if ckpt.contains("fc.weight") {
-            Some((
-                ckpt.get("fc.weight", &[1000, FEATURE_DIM])?,
-                ckpt.get("fc.bias", &[1000])?,
-            ))
-        } else {
-            None
-        };
+        let classifier = ckpt.optional_linear("fc", (1000, FEATURE_DIM))?;
         Ok(InceptionV3 {
             stem,
             blocks,
@@ -120,15 +113,9 @@ impl Backbone for InceptionV3 {
     }
 
     fn forward_recording(&self, input: &Tensor, boundaries: &BTreeSet<usize>) -> Result<Recorded> {
-        let mut x = self.stem(input)?;
-        let mut recorded = BTreeMap::new();
-        let mut at = 0;
-        for &b in boundaries {
-            x = self.blocks(&x, at, b)?;
-            recorded.insert(b, x.clone());
-            at = b;
-        }
-        x = self.blocks(&x, at, BLOCKS)?;
+        let (x, recorded) = run_recording(self.stem(input)?, BLOCKS, boundaries, |x, a, b| {
+            self.blocks(x, a, b)
+        })?;
         Ok(Recorded {
             pooled: x.mean((2, 3))?,
             boundaries: recorded,

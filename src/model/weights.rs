@@ -56,8 +56,18 @@ impl Checkpoint {
         Ok(tensor.to_dtype(DType::F32)?)
     }
 
-    pub fn contains(&self, key: &str) -> bool {
-        self.tensors.contains_key(key)
+    /// The ImageNet classifier (weight [classes, features], bias), when the file has one.
+    pub fn optional_linear(
+        &self,
+        prefix: &str,
+        (classes, features): (usize, usize),
+    ) -> anyhow::Result<Option<(Tensor, Tensor)>> {
+        let weight = format!("{prefix}.weight");
+        if !self.tensors.contains_key(&weight) {
+            return Ok(None);
+        }
+        let bias = self.get(&format!("{prefix}.bias"), &[classes])?;
+        Ok(Some((self.get(&weight, &[classes, features])?, bias)))
     }
 }
 

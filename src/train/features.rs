@@ -31,7 +31,7 @@ const FORWARD_BATCH: usize = 32;
 
 /// Run the frozen backbone once over `images`, keeping the pooled features and `boundaries`.
 /// `on_batch(n)` reports progress in images.
-pub fn record(
+fn record(
     backbone: &dyn Backbone,
     images: &DecodedImages,
     boundaries: &BTreeSet<usize>,
