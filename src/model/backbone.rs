@@ -49,6 +49,31 @@ pub fn run_recording(
     Ok((blocks(&x, at, total)?, recorded))
 }
 
+/// Trainable copies of `blocks` (made by `copy`) and all their variables, in order.
+pub fn trainable_copies<B>(
+    blocks: &[B],
+    copy: impl Fn(&B) -> Result<(B, Vec<Var>)>,
+) -> Result<(Vec<B>, Vec<Var>)> {
+    let mut vars = Vec::new();
+    let mut copies = Vec::with_capacity(blocks.len());
+    for block in blocks {
+        let (b, v) = copy(block)?;
+        copies.push(b);
+        vars.extend(v);
+    }
+    Ok((copies, vars))
+}
+
+/// ImageNet logits of pooled features through a checkpoint's classifier, when it has one.
+pub fn imagenet_logits(
+    features: &Tensor,
+    classifier: &Option<(Tensor, Tensor)>,
+) -> Option<Result<Tensor>> {
+    classifier
+        .as_ref()
+        .map(|(w, b)| features.matmul(&w.t()?)?.broadcast_add(b))
+}
+
 /// Load the backbone named in a grid file from its weights.
 pub fn load_backbone(
     name: &str,

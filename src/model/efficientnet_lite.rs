@@ -5,6 +5,7 @@
 //! head conv1x1 320 -> 1280 -> BN -> ReLU6; mean over H, W. BN eps 1e-3, TensorFlow "SAME"
 //! padding (stride-2 convs put the extra pixel bottom/right), inputs `(x - 127.5) / 128`.
 
+use super::backbone::trainable_copies;
 use super::depthwise::same_padding;
 use super::layers::{BatchNorm, ConvBn};
 use super::relu6::relu6;
@@ -215,20 +216,13 @@ impl EfficientNetLite0 {
 
     /// ImageNet logits of pooled features, when the checkpoint has its classifier.
     pub fn imagenet_logits(&self, features: &Tensor) -> Option<Result<Tensor>> {
-        self.classifier
-            .as_ref()
-            .map(|(w, b)| features.matmul(&w.t()?)?.broadcast_add(b))
+        super::backbone::imagenet_logits(features, &self.classifier)
     }
 
     /// A trainable copy of the last `depth` blocks and the head convolution.
     pub fn trainable_tail(&self, depth: usize) -> Result<(Vec<MbConv>, FeatureHead, Vec<Var>)> {
-        let mut vars = Vec::new();
-        let mut blocks = Vec::with_capacity(depth);
-        for block in &self.blocks[BLOCKS - depth..] {
-            let (b, v) = block.trainable()?;
-            blocks.push(b);
-            vars.extend(v);
-        }
+        let (blocks, mut vars) =
+            trainable_copies(&self.blocks[BLOCKS - depth..], |b| b.trainable())?;
         let (conv, v) = self.head.conv.trainable()?;
         vars.extend(v);
         Ok((blocks, FeatureHead { conv }, vars))

@@ -4,7 +4,9 @@
 //! that are the unfreeze boundaries; global average pool -> 2048 features; fc -> 1000 logits.
 //! Loads torchvision's own key names (`Conv2d_1a_3x3.conv.weight`, `Mixed_5b.branch1x1.bn.*`).
 
-use super::backbone::{run_recording, Backbone, Recorded, TrainableTail};
+use super::backbone::{
+    imagenet_logits, run_recording, trainable_copies, Backbone, Recorded, TrainableTail,
+};
 use super::inception_blocks::{
     inception_a, inception_b, inception_c, inception_d, inception_e, BasicConv, Mixed,
 };
@@ -86,9 +88,7 @@ impl InceptionV3 {
 
     /// ImageNet logits of pooled features, when the checkpoint has its classifier.
     pub fn imagenet_logits(&self, features: &Tensor) -> Option<Result<Tensor>> {
-        self.classifier
-            .as_ref()
-            .map(|(w, b)| features.matmul(&w.t()?)?.broadcast_add(b))
+        imagenet_logits(features, &self.classifier)
     }
 }
 
@@ -123,13 +123,7 @@ impl Backbone for InceptionV3 {
     }
 
     fn trainable_tail(&self, depth: usize) -> Result<Box<dyn TrainableTail>> {
-        let mut vars = Vec::new();
-        let mut blocks = Vec::with_capacity(depth);
-        for block in &self.blocks[BLOCKS - depth..] {
-            let (b, v) = block.trainable()?;
-            blocks.push(b);
-            vars.extend(v);
-        }
+        let (blocks, vars) = trainable_copies(&self.blocks[BLOCKS - depth..], |b| b.trainable())?;
         Ok(Box::new(InceptionTail { blocks, vars }))
     }
 }

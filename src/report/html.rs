@@ -2,7 +2,7 @@
 
 use super::build::Report;
 use super::plots::{curves_plot, effect_plot, heat_map, importance_plot};
-use super::sections::{param_cells, summary_line};
+use super::sections::{param_cells, ranked_header, summary_line};
 use super::svg::escape;
 use std::fmt::Write;
 
@@ -68,18 +68,7 @@ fn note(out: &mut String, text: &str) {
 
 fn ranked(out: &mut String, report: &Report) {
     out.push_str("<h2 id=\"ranked\">Ranked trials</h2>\n");
-    let mut header: Vec<String> = [
-        "rank",
-        "trial",
-        "val_accuracy",
-        "best_val_accuracy",
-        "balanced_accuracy",
-        "f1",
-    ]
-    .map(String::from)
-    .to_vec();
-    header.extend(report.axes.iter().cloned());
-    header.extend(["epochs".to_string(), "seconds".to_string()]);
+    let header = ranked_header(report);
     let rows: Vec<Vec<String>> = report
         .ranked
         .iter()

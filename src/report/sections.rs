@@ -94,6 +94,21 @@ pub(super) fn sections(report: &Report, style: Style) -> Vec<Section> {
     out
 }
 
+/// Columns of the ranked table, in every format.
+pub(super) fn ranked_header(report: &Report) -> Vec<String> {
+    let mut header = strings(&[
+        "rank",
+        "trial",
+        "val_accuracy",
+        "best_val_accuracy",
+        "balanced_accuracy",
+        "f1",
+    ]);
+    header.extend(report.axes.iter().cloned());
+    header.extend(strings(&["epochs", "seconds"]));
+    header
+}
+
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -108,16 +123,7 @@ fn ranked_section(report: &Report, style: Style) -> Section {
     } else {
         "Ranked trials".to_string()
     };
-    let mut header = strings(&[
-        "rank",
-        "trial",
-        "val_accuracy",
-        "best_val_accuracy",
-        "balanced_accuracy",
-        "f1",
-    ]);
-    header.extend(report.axes.iter().cloned());
-    header.extend(strings(&["epochs", "seconds"]));
+    let header = ranked_header(report);
     let mut numeric = vec![true; 6];
     numeric.extend(report.axes.iter().map(|axis| axis_is_numeric(report, axis)));
     numeric.extend([true, true]);
