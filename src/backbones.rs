@@ -15,6 +15,8 @@ pub struct BackboneInfo {
     pub feature_dim: usize,
     /// The blocks' names in the checkpoint, first to last (`blocks` of them).
     pub block_names: &'static [&'static str],
+    /// How RGB bytes become the network's input, in words (model cards carry it).
+    pub normalisation: &'static str,
 }
 
 /// Every backbone this build knows; the first is the default.
@@ -43,6 +45,7 @@ pub const BACKBONES: &[BackboneInfo] = &[
             "_blocks.14",
             "_blocks.15",
         ],
+        normalisation: "(x - 127.5) / 128 per RGB channel",
     },
     BackboneInfo {
         name: "inception-v3",
@@ -55,6 +58,7 @@ pub const BACKBONES: &[BackboneInfo] = &[
             "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
             "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c",
         ],
+        normalisation: "(x / 255 - mean) / std with ImageNet's mean and std per RGB channel",
     },
 ];
 

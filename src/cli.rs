@@ -29,6 +29,10 @@ pub enum Command {
     Status(StatusArgs),
     /// The backbones this build knows: blocks (unfreeze depths), image sizes, feature width.
     Backbones,
+    /// Write each study's best trial as a self-describing model folder.
+    Export(ExportArgs),
+    /// Every exported attribute of each image, with probabilities.
+    Predict(PredictArgs),
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +50,9 @@ pub struct RunArgs {
     /// new study (`<name>-2`, ...) instead of refusing.
     #[arg(long)]
     pub new_study: bool,
+    /// Keep the weights of each study's N best trials beside the database (for `export`).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub keep_checkpoints: usize,
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +87,32 @@ pub struct StatusArgs {
     #[arg(value_name = "STUDY")]
     pub study_name: Option<String>,
     /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where exported models go, and where `predict` and `serve` read them.
+pub const DEFAULT_MODELS: &str = "runs/models";
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Studies to export (default: every study with kept weights).
+    #[arg(value_name = "STUDY")]
+    pub studies: Vec<String>,
+    /// Folder to write one model folder per study into.
+    #[arg(long, default_value = DEFAULT_MODELS)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Image files.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Folder of exported models (or one model folder).
+    #[arg(long, default_value = DEFAULT_MODELS)]
+    pub models: PathBuf,
+    /// Print JSON: every label's probability for every attribute.
     #[arg(long)]
     pub json: bool,
 }

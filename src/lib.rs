@@ -1,11 +1,13 @@
 //! gridsearch: grid search for transfer-learning image classifiers with shared frozen work.
 
 pub mod backbones;
+pub mod checkpoints;
 pub mod cli;
 pub mod commands;
 pub mod data;
 pub mod error;
 pub mod grid;
+pub mod inference;
 pub mod model;
 pub mod report;
 pub mod scheduler;

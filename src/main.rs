@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         Command::Report(args) => commands::report::run(args, &cli.db),
         Command::Status(args) => commands::status::run(args, &cli.db),
         Command::Backbones => commands::backbones::run(),
+        Command::Export(args) => commands::export::run(args, &cli.db),
+        Command::Predict(args) => commands::predict::run(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

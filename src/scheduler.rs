@@ -1,7 +1,8 @@
 //! Runs a plan's head groups on a pool of workers: claims, epochs, outcomes, Ctrl-C.
 
+use crate::checkpoints::{CheckpointKeeper, TrainedModel};
 use crate::store::Store;
-use crate::train::phases::HeadPhase;
+use crate::train::phases::{FineTuned, HeadPhase};
 use crate::train::{finetune_phase, head_phase, summarize, HeadGroup, Interrupted, PhaseContext};
 use crate::trial::{EpochMetrics, TrialRecord};
 use indicatif::ProgressBar;
@@ -28,11 +29,18 @@ impl SweepSummary {
     }
 }
 
+/// Where a sweep stores its results: the database, and the keeper of the best weights.
+#[derive(Clone, Copy)]
+pub struct Destination<'a> {
+    pub db: &'a Path,
+    pub study_id: i64,
+    pub checkpoints: &'a CheckpointKeeper,
+}
+
 /// Run every pending trial of `groups` with `jobs` workers, each with its own store connection.
 pub fn run_sweep(
     ctx: &PhaseContext,
-    db: &Path,
-    study_id: i64,
+    destination: Destination,
     groups: Vec<HeadGroup>,
     jobs: usize,
     progress: &ProgressBar,
@@ -53,7 +61,7 @@ pub fn run_sweep(
                     let pool = rayon::ThreadPoolBuilder::new()
                         .num_threads(threads_per_worker)
                         .build()?;
-                    pool.install(|| work(ctx, db, study_id, queue, &name, progress))
+                    pool.install(|| work(ctx, destination, queue, &name, progress))
                 })
             })
             .collect();
@@ -72,19 +80,23 @@ pub fn run_sweep(
 /// One worker: take head groups off the queue until it is empty or the user interrupts.
 fn work(
     ctx: &PhaseContext,
-    db: &Path,
-    study_id: i64,
+    destination: Destination,
     queue: &Mutex<VecDeque<HeadGroup>>,
     name: &str,
     progress: &ProgressBar,
 ) -> anyhow::Result<SweepSummary> {
-    let mut store = Store::open(db)?;
+    let mut store = Store::open(destination.db)?;
     let mut summary = SweepSummary::default();
     while !ctx.cancel.load(Ordering::Relaxed) {
         let next = queue.lock().expect("queue lock").pop_front();
         let Some(group) = next else { break };
         summary.add(run_group(
-            ctx, &mut store, study_id, &group, name, progress,
+            ctx,
+            &mut store,
+            destination,
+            &group,
+            name,
+            progress,
         )?);
     }
     Ok(summary)
@@ -116,17 +128,17 @@ fn hostname() -> String {
 fn run_group(
     ctx: &PhaseContext,
     store: &mut Store,
-    study_id: i64,
+    destination: Destination,
     group: &HeadGroup,
     worker: &str,
     progress: &ProgressBar,
 ) -> anyhow::Result<SweepSummary> {
     let keys: Vec<String> = group.trials.iter().map(|t| t.key.clone()).collect();
-    let claimed = store.claim(study_id, &keys, worker)?;
+    let claimed = store.claim(destination.study_id, &keys, worker)?;
     if claimed.is_empty() {
         return Ok(SweepSummary::default());
     }
-    let result = train_group(ctx, store, &claimed, progress);
+    let result = train_group(ctx, store, destination.checkpoints, &claimed, progress);
     if result.is_err() {
         let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
         let _ = store.release(&ids);
@@ -138,6 +150,7 @@ fn run_group(
 fn train_group(
     ctx: &PhaseContext,
     store: &mut Store,
+    checkpoints: &CheckpointKeeper,
     claimed: &[TrialRecord],
     progress: &ProgressBar,
 ) -> anyhow::Result<SweepSummary> {
@@ -176,15 +189,28 @@ fn train_group(
             // The whole group's claim stays alive while its branches train one by one.
             store.heartbeat(&ids[i..])
         };
-        let epochs = guarded(|| branch(ctx, trial, &head, &mut record));
-        match epochs {
-            Ok(epochs) => {
+        let tuned = guarded(|| branch(ctx, trial, &head, &mut record));
+        match tuned {
+            Ok(tuned) => {
+                let epochs = tuned.as_ref().map_or(&[][..], |t| &t.epochs);
                 let seconds = head_seconds + epochs.iter().map(|e| e.seconds).sum::<f64>();
-                let all: Vec<EpochMetrics> = head.epochs.iter().cloned().chain(epochs).collect();
+                let all: Vec<EpochMetrics> = head.epochs.iter().chain(epochs).cloned().collect();
                 store.complete_trial(
                     trial.id,
                     &summarize(&all, trial.settings.objective, seconds),
                 )?;
+                let boundary = ctx.backbone.info().blocks - trial.settings.unfreeze_depth;
+                let model = match &tuned {
+                    Some(t) => TrainedModel {
+                        head: &t.head,
+                        tail: Some((boundary, t.tail.as_ref())),
+                    },
+                    None => TrainedModel {
+                        head: &head.head,
+                        tail: None,
+                    },
+                };
+                checkpoints.offer(store, trial, model, &ctx.bank.val)?;
                 summary.completed += 1;
             }
             Err(e) if e.is::<Interrupted>() => {
@@ -202,17 +228,17 @@ fn train_group(
     Ok(summary)
 }
 
-/// A trial's own epochs after the shared head phase: its fine-tune phase, or none.
+/// A trial's own training after the shared head phase: its fine-tune phase, or none.
 fn branch(
     ctx: &PhaseContext,
     trial: &TrialRecord,
     head: &HeadPhase,
     record: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<EpochMetrics>> {
+) -> anyhow::Result<Option<FineTuned>> {
     if trial.settings.unfreeze_depth == 0 {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    finetune_phase(ctx, head, &trial.settings, record)
+    finetune_phase(ctx, head, &trial.settings, record).map(Some)
 }
 
 /// Run `work`, turning a panic into an error so that one trial can't take down the sweep.

@@ -296,7 +296,7 @@ pub struct EpochMetrics {
 }
 
 /// What a finished trial reports to the store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrialOutcome {
     /// Validation accuracy after the trial's last epoch (what its final weights score).
     pub val_accuracy: f64,

@@ -1,7 +1,9 @@
 //! One small module per subcommand: glue between settings, store, training and report.
 
 pub mod backbones;
+pub mod export;
 pub mod plan;
+pub mod predict;
 pub mod progress;
 pub mod report;
 pub mod run;

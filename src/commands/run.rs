@@ -2,14 +2,16 @@
 
 use super::progress::bar;
 use super::Exit;
+use crate::checkpoints::{self, CheckpointKeeper};
 use crate::cli::RunArgs;
 use crate::data::decode::{decode_all, DecodedImages};
 use crate::data::{load_dataset, Dataset, Sample};
 use crate::error::InputError;
 use crate::grid::{fingerprint_changes, Grid};
+use crate::inference::card::{ModelCard, TrialSummary, FORMAT};
 use crate::model::{load_backbone, Backbone, Device};
 use crate::report::{build, render, Format};
-use crate::scheduler::{is_dead_worker, run_sweep, SweepSummary};
+use crate::scheduler::{is_dead_worker, run_sweep, Destination, SweepSummary};
 use crate::store::{Recovered, Store};
 use crate::train::features::SharedActivations;
 use crate::train::{FeatureBank, Interrupted, PhaseContext, Plan};
@@ -29,6 +31,7 @@ struct Options<'a> {
     jobs: usize,
     quiet: bool,
     max_attempts: u32,
+    keep_checkpoints: usize,
     cancel: &'a AtomicBool,
 }
 
@@ -53,6 +56,7 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
         jobs,
         quiet,
         max_attempts: args.max_attempts,
+        keep_checkpoints: args.keep_checkpoints,
         cancel: &cancel,
     };
     // Every study is queued first: their plans decide the frozen work, done once for all.
@@ -214,12 +218,16 @@ fn run_study(
     };
     let clock = Instant::now();
     let progress = bar(queued.todo.len(), "trials", options.quiet);
-    let groups = queued.plan.groups;
+    let checkpoints = checkpoint_keeper(checked, &queued.study.name, options)?;
+    let destination = Destination {
+        db: options.db,
+        study_id: queued.study.id,
+        checkpoints: &checkpoints,
+    };
     let summary = run_sweep(
         &ctx,
-        options.db,
-        queued.study.id,
-        groups,
+        destination,
+        queued.plan.groups,
         options.jobs,
         &progress,
     )?;
@@ -233,6 +241,35 @@ fn run_study(
     let report = build(&queued.study, &store.trials(queued.study.id)?, Some(5));
     print!("{}", render(&report, Format::Table));
     Ok(summary)
+}
+
+/// What every checkpoint of the study will say about its model.
+fn checkpoint_keeper(
+    checked: &CheckedGrid,
+    study: &str,
+    options: &Options,
+) -> anyhow::Result<CheckpointKeeper> {
+    let grid = checked.grid;
+    let info = checked.backbone.info();
+    let weights = grid.model.weights.canonicalize()?;
+    let card = ModelCard {
+        format: FORMAT.to_string(),
+        study: study.to_string(),
+        labels: checked.dataset.classes.clone(),
+        backbone: info.name.to_string(),
+        backbone_weights: weights,
+        backbone_sha256: None,
+        image_size: grid.data.image_size,
+        preprocessing: ModelCard::preprocessing_of(info),
+        unfreeze_depth: 0,
+        head_hidden: 0,
+        trial: TrialSummary::default(),
+    };
+    Ok(CheckpointKeeper {
+        dir: checkpoints::study_dir(options.db, study),
+        keep: options.keep_checkpoints,
+        card,
+    })
 }
 
 /// Add the grid's new trials to its study; return them with the trials left to run.

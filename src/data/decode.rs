@@ -58,16 +58,32 @@ pub fn decode_all(
 }
 
 fn decode_one(sample: &Sample, size: usize) -> Result<Vec<u8>, String> {
-    let image = image::ImageReader::open(&sample.path)
-        .map_err(|e| e.to_string())?
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?
-        .decode()
-        .map_err(|e| e.to_string())?;
+    decode_file(&sample.path, size)
+}
+
+/// One image file as `size` x `size` RGB bytes (HWC), exactly as training saw its images.
+pub fn decode_file(path: &std::path::Path, size: usize) -> Result<Vec<u8>, String> {
+    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
+    let reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
+    Ok(resized(reader.decode().map_err(|e| e.to_string())?, size))
+}
+
+/// An image held in memory (an upload) as `size` x `size` RGB bytes, as [`decode_file`] does.
+pub fn decode_bytes(bytes: &[u8], size: usize) -> Result<Vec<u8>, String> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes));
+    let reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
+    Ok(resized(reader.decode().map_err(|e| e.to_string())?, size))
+}
+
+fn resized(image: image::DynamicImage, size: usize) -> Vec<u8> {
     let rgb = image.to_rgb8();
     let side = size as u32;
-    Ok(image::imageops::resize(&rgb, side, side, FilterType::Triangle).into_raw())
+    image::imageops::resize(&rgb, side, side, FilterType::Triangle).into_raw()
 }
+
+/// The words a model card uses for what [`decode_file`] does.
+pub const DECODING: &str =
+    "any image file, converted to RGB and resized to image_size x image_size (bilinear, no crop)";
 
 #[cfg(test)]
 mod tests {

@@ -27,7 +27,7 @@ pub trait Backbone: Send + Sync {
 }
 
 /// The fine-tuned part of a backbone: from the recorded boundary activation to pooled features.
-pub trait TrainableTail: Send {
+pub trait TrainableTail: Send + Sync {
     fn forward(&self, boundary: &Tensor) -> Result<Tensor>;
     fn vars(&self) -> &[Var];
 }

@@ -55,6 +55,40 @@ impl Head {
         Ok(x)
     }
 
+    /// The activations the last layer sees (hidden units after ReLU; the features themselves
+    /// for a single-layer head): the head's own embedding of an image.
+    pub fn penultimate(&self, features: &Tensor) -> Result<Tensor> {
+        let hidden = &self.layers[..self.layers.len() - 1];
+        hidden
+            .iter()
+            .try_fold(features.clone(), |x, (weight, bias)| {
+                x.matmul(weight.as_tensor())?
+                    .broadcast_add(bias.as_tensor())?
+                    .relu()
+            })
+    }
+
+    /// A head from the tensors [`Head::named_tensors`] gave, looked up by those names.
+    pub fn from_named_tensors(
+        tensors: &std::collections::HashMap<String, Tensor>,
+        prefix: &str,
+        dropout: f64,
+    ) -> Result<Head> {
+        let mut layers = Vec::new();
+        while let Some(weight) = tensors.get(&format!("{prefix}layers.{}.weight", layers.len())) {
+            let bias = tensors
+                .get(&format!("{prefix}layers.{}.bias", layers.len()))
+                .ok_or_else(|| {
+                    candle_core::Error::Msg(format!("head layer {} has no bias", layers.len()))
+                })?;
+            layers.push((Var::from_tensor(weight)?, Var::from_tensor(bias)?));
+        }
+        if layers.is_empty() {
+            candle_core::bail!("no `{prefix}layers.0.weight` tensor: not a trained head");
+        }
+        Ok(Head { layers, dropout })
+    }
+
     pub fn vars(&self) -> Vec<Var> {
         self.layers
             .iter()

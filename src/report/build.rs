@@ -194,6 +194,15 @@ pub fn build_with_epochs(
     }
 }
 
+/// The complete trials of a study, best first, in the report's ranking order.
+pub fn best_first(trials: &[TrialRecord]) -> Vec<&TrialRecord> {
+    let by_id = sorted_by_id(trials);
+    let mut complete = complete_with_outcome(&by_id);
+    let objective = shared_objective(&complete);
+    complete.sort_by(|a, b| ranking_order(*a, *b, objective));
+    complete.into_iter().map(|(t, _)| t).collect()
+}
+
 fn sorted_by_id(trials: &[TrialRecord]) -> Vec<&TrialRecord> {
     let mut sorted: Vec<&TrialRecord> = trials.iter().collect();
     sorted.sort_by_key(|t| t.id);

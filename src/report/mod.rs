@@ -11,5 +11,5 @@ mod sections;
 pub mod status;
 mod svg;
 
-pub use build::{build, build_with_epochs, Report};
+pub use build::{best_first, build, build_with_epochs, Report};
 pub use render::{render, Format};

@@ -18,6 +18,8 @@ pub struct Activations {
     pub boundaries: BTreeMap<usize, Tensor>,
     /// Class index per image [N] (u32).
     pub labels: Tensor,
+    /// The image file of each row.
+    pub files: Vec<PathBuf>,
 }
 
 /// The frozen work of a study: computed once, shared by every trial.
@@ -31,7 +33,7 @@ const FORWARD_BATCH: usize = 32;
 
 /// Run the frozen backbone once over `images`, keeping the pooled features and `boundaries`.
 /// `on_batch(n)` reports progress in images.
-fn record(
+pub fn record(
     backbone: &dyn Backbone,
     images: &DecodedImages,
     boundaries: &BTreeSet<usize>,
@@ -74,6 +76,7 @@ fn record(
             .map(|(b, parts)| Ok((b, Tensor::cat(&parts, 0)?)))
             .collect::<Result<_>>()?,
         labels: Tensor::new(labels, device)?,
+        files: images.samples.iter().map(|s| s.path.clone()).collect(),
     })
 }
 
@@ -107,10 +110,12 @@ impl SharedActivations {
     /// One study's split: the rows of those `samples` that were recorded (files that did not
     /// decode are left out), with the study's own labels.
     pub fn select(&self, samples: &[Sample]) -> Result<Activations> {
-        let (rows, labels): (Vec<u32>, Vec<u32>) = samples
+        let kept: Vec<(u32, &Sample)> = samples
             .iter()
-            .filter_map(|s| self.rows.get(&s.path).map(|&row| (row, s.label as u32)))
-            .unzip();
+            .filter_map(|s| self.rows.get(&s.path).map(|&row| (row, s)))
+            .collect();
+        let rows: Vec<u32> = kept.iter().map(|(row, _)| *row).collect();
+        let labels: Vec<u32> = kept.iter().map(|(_, s)| s.label as u32).collect();
         let device = self.all.pooled.device();
         let index = Tensor::new(rows.as_slice(), device)?;
         Ok(Activations {
@@ -122,6 +127,7 @@ impl SharedActivations {
                 .map(|(&b, t)| Ok((b, t.index_select(&index, 0)?)))
                 .collect::<Result<_>>()?,
             labels: Tensor::new(labels, device)?,
+            files: kept.iter().map(|(_, s)| s.path.clone()).collect(),
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use super::features::FeatureBank;
 use super::fit::{fit, FitSettings, PhaseData};
-use crate::model::{Backbone, Head, HeadConfig};
+use crate::model::{Backbone, Head, HeadConfig, TrainableTail};
 use crate::trial::{EpochMetrics, Objective, Phase, TrainSettings, TrialOutcome};
 use candle_core::Device;
 use rand::rngs::StdRng;
@@ -59,6 +59,13 @@ pub fn head_phase(
     Ok(HeadPhase { head, epochs, rng })
 }
 
+/// A fine-tuned model: its head, its trained copy of the last blocks, and the epochs it took.
+pub struct FineTuned {
+    pub head: Head,
+    pub tail: Box<dyn TrainableTail>,
+    pub epochs: Vec<EpochMetrics>,
+}
+
 /// Phase 2: from the head phase's result, fine-tune the last `unfreeze_depth` blocks and the
 /// head together, starting from the recorded input of the first unfrozen block.
 pub fn finetune_phase<'a>(
@@ -66,7 +73,7 @@ pub fn finetune_phase<'a>(
     start: &HeadPhase,
     settings: &TrainSettings,
     on_epoch: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<EpochMetrics>> {
+) -> anyhow::Result<FineTuned> {
     let depth = settings.unfreeze_depth;
     let boundary = ctx.backbone.info().blocks - depth;
     let recorded =
@@ -89,7 +96,7 @@ pub fn finetune_phase<'a>(
     let mut rng = start.rng.clone();
     let forward = |x: &_, rng: Option<&mut StdRng>| head.forward(&tail.forward(x)?, rng);
     let fit_settings = fit_settings(settings, Phase::Finetune, ctx.classes);
-    fit(
+    let epochs = fit(
         &fit_settings,
         &data,
         vars,
@@ -97,7 +104,8 @@ pub fn finetune_phase<'a>(
         &mut rng,
         ctx.cancel,
         on_epoch,
-    )
+    )?;
+    Ok(FineTuned { head, tail, epochs })
 }
 
 fn fit_settings(settings: &TrainSettings, phase: Phase, classes: usize) -> FitSettings {

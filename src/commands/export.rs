@@ -1,0 +1,136 @@
+//! `gridsearch export [STUDY...] --out DIR`: each study's best kept checkpoint as a model folder.
+
+use super::Exit;
+use crate::checkpoints::{file_of, study_dir};
+use crate::cli::ExportArgs;
+use crate::error::InputError;
+use crate::inference::card::TrialSummary;
+use crate::inference::SavedModel;
+use crate::report::best_first;
+use crate::store::Store;
+use crate::trial::StudyRecord;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub fn run(args: &ExportArgs, db: &Path) -> anyhow::Result<Exit> {
+    let store = Store::open_read_only(db)?;
+    let studies = chosen_studies(&store, db, &args.studies)?;
+    let device = crate::model::default_device()?;
+    let mut digests: HashMap<PathBuf, String> = HashMap::new();
+    let mut exported = 0;
+    for study in &studies {
+        let Some((trial, file)) = best_checkpoint(&store, db, study)? else {
+            let message = format!(
+                "{}: study `{}` has no kept checkpoint (its trials ran before checkpoints were \
+                 kept, or with --keep-checkpoints 0): run its grid again with --new-study",
+                db.display(),
+                study.name
+            );
+            if args.studies.is_empty() {
+                eprintln!("warning: {message}");
+                continue;
+            }
+            return Err(InputError::new(message).into());
+        };
+        let mut saved = SavedModel::read_file(&file, &device)?;
+        let backbone = saved.card.backbone_weights.clone();
+        let digest = match digests.get(&backbone) {
+            Some(d) => d.clone(),
+            None => {
+                let d = sha256_of(&backbone)?;
+                digests.insert(backbone.clone(), d.clone());
+                d
+            }
+        };
+        saved.card.backbone_sha256 = Some(digest);
+        saved.card.trial = trial;
+        let folder = args.out.join(&study.name);
+        saved.write_folder(&folder, &backbone)?;
+        let outcome = &saved.card.trial.outcome;
+        println!(
+            "{}: trial {} (val accuracy {:.4}, balanced {:.4}) -> {}",
+            study.name,
+            saved.card.trial.id,
+            outcome.val_accuracy,
+            outcome.balanced_accuracy,
+            folder.display()
+        );
+        exported += 1;
+    }
+    if exported == 0 {
+        return Err(InputError::new(format!("{}: nothing to export", db.display())).into());
+    }
+    Ok(Exit::Ok)
+}
+
+/// The studies named, or every study in the database.
+fn chosen_studies(store: &Store, db: &Path, names: &[String]) -> anyhow::Result<Vec<StudyRecord>> {
+    if names.is_empty() {
+        return store.studies();
+    }
+    names
+        .iter()
+        .map(|name| {
+            store.study(name)?.ok_or_else(|| {
+                InputError::new(format!("{}: no study named `{name}`", db.display())).into()
+            })
+        })
+        .collect()
+}
+
+/// The best-ranked trial of `study` whose checkpoint file is kept, with that file.
+fn best_checkpoint(
+    store: &Store,
+    db: &Path,
+    study: &StudyRecord,
+) -> anyhow::Result<Option<(TrialSummary, PathBuf)>> {
+    let trials = store.trials(study.id)?;
+    let dir = study_dir(db, &study.name);
+    for (rank, trial) in best_first(&trials).into_iter().enumerate() {
+        let file = file_of(&dir, &trial.key);
+        if !file.is_file() {
+            continue;
+        }
+        if rank > 0 {
+            eprintln!(
+                "warning: study {}: the best trial's weights are not kept; exporting rank {}",
+                study.name,
+                rank + 1
+            );
+        }
+        let summary = TrialSummary {
+            id: trial.id,
+            key: trial.key.clone(),
+            params: trial.params.clone(),
+            settings: trial.settings.clone(),
+            outcome: trial.outcome.clone().unwrap_or_default(),
+        };
+        return Ok(Some((summary, file)));
+    }
+    Ok(None)
+}
+
+fn sha256_of(path: &Path) -> anyhow::Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| {
+        InputError::new(format!(
+            "{}: the backbone weights are gone ({e})",
+            path.display()
+        ))
+    })?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}

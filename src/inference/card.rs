@@ -1,0 +1,61 @@
+//! A model card: what a trained model needs to run and where it came from, as JSON.
+
+use crate::backbones::BackboneInfo;
+use crate::trial::{ParamValue, TrainSettings, TrialOutcome};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The card format this build writes and reads.
+pub const FORMAT: &str = "gridsearch-model/1";
+
+/// Everything about one trained model except its tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub format: String,
+    /// The study (one attribute) the model was trained for.
+    pub study: String,
+    /// Class names; output `i` is the probability of `labels[i]`.
+    pub labels: Vec<String>,
+    pub backbone: String,
+    /// The frozen backbone's weights: relative to the card's folder, or absolute.
+    pub backbone_weights: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone_sha256: Option<String>,
+    pub image_size: usize,
+    pub preprocessing: Preprocessing,
+    /// Final backbone blocks whose fine-tuned copies are in the weights (0: none).
+    pub unfreeze_depth: usize,
+    /// Hidden units of the head (0: one linear layer).
+    pub head_hidden: usize,
+    pub trial: TrialSummary,
+}
+
+/// How an image becomes the network's input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessing {
+    pub decode: String,
+    pub normalisation: String,
+}
+
+/// The trial the weights come from: its grid values, settings and validation scores.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrialSummary {
+    pub id: i64,
+    pub key: String,
+    pub params: BTreeMap<String, ParamValue>,
+    pub settings: TrainSettings,
+    /// Scores on the study's validation split; the weights are the trial's last epoch's, so
+    /// `val_accuracy` (not `best_val_accuracy`) is what they score.
+    pub outcome: TrialOutcome,
+}
+
+impl ModelCard {
+    /// The preprocessing a backbone's models use.
+    pub fn preprocessing_of(info: &BackboneInfo) -> Preprocessing {
+        Preprocessing {
+            decode: crate::data::decode::DECODING.to_string(),
+            normalisation: info.normalisation.to_string(),
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Every exported model of a folder, run together: one backbone pass per (backbone, image size)
+//! serves all the models that share it, as in training.
+
+use super::classifier::Classifier;
+use super::saved::{model_folders, SavedModel};
+use crate::data::decode::{decode_bytes, decode_file};
+use crate::model::{load_backbone, Backbone, Device, Recorded};
+use candle_core::Tensor;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Images per forward batch.
+const BATCH: usize = 32;
+
+/// One model's answer for one image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The study (attribute) the model was trained for.
+    pub attribute: String,
+    pub labels: Vec<String>,
+    pub probabilities: Vec<f32>,
+}
+
+impl Prediction {
+    /// The most probable label and its probability.
+    pub fn top(&self) -> (&str, f32) {
+        let best = (0..self.probabilities.len()).fold(0, |b, i| {
+            if self.probabilities[i] > self.probabilities[b] {
+                i
+            } else {
+                b
+            }
+        });
+        (&self.labels[best], self.probabilities[best])
+    }
+}
+
+/// An image to predict: a file, or bytes held in memory (an upload).
+#[derive(Debug, Clone, Copy)]
+pub enum ImageSource<'a> {
+    File(&'a Path),
+    Bytes(&'a [u8]),
+}
+
+impl ImageSource<'_> {
+    /// `size` x `size` RGB bytes, or why the image cannot be read.
+    pub fn decode(&self, size: usize) -> Result<Vec<u8>, String> {
+        match self {
+            ImageSource::File(path) => decode_file(path, size),
+            ImageSource::Bytes(bytes) => decode_bytes(bytes, size),
+        }
+    }
+}
+
+/// One frozen backbone at one image size, with the blocks its models start from.
+pub struct BackbonePass {
+    pub backbone: Arc<dyn Backbone>,
+    pub image_size: usize,
+    pub boundaries: BTreeSet<usize>,
+}
+
+impl BackbonePass {
+    /// Decode `images` at this pass's size and run the backbone over those that decode, in
+    /// batches, side by side. Returns, per image, its row in the outputs or why it failed.
+    pub fn run(
+        &self,
+        images: &[ImageSource],
+        device: &Device,
+    ) -> anyhow::Result<(Vec<Result<usize, String>>, Vec<Recorded>)> {
+        let decoded: Vec<Result<Vec<u8>, String>> = images
+            .par_iter()
+            .map(|i| i.decode(self.image_size))
+            .collect();
+        let mut rows = Vec::with_capacity(images.len());
+        let mut pixels = Vec::new();
+        let mut next = 0;
+        for d in decoded {
+            rows.push(d.map(|bytes| {
+                pixels.extend_from_slice(&bytes);
+                next += 1;
+                next - 1
+            }));
+        }
+        let per_image = self.image_size * self.image_size * 3;
+        let starts: Vec<usize> = (0..next).step_by(BATCH).collect();
+        let outputs = starts
+            .par_iter()
+            .map(|&start| -> anyhow::Result<Recorded> {
+                let end = (start + BATCH).min(next);
+                let shape = (end - start, self.image_size, self.image_size, 3);
+                let rgb =
+                    Tensor::from_slice(&pixels[start * per_image..end * per_image], shape, device)?;
+                let input = self.backbone.preprocess(&rgb)?;
+                Ok(self.backbone.forward_recording(&input, &self.boundaries)?)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((rows, outputs))
+    }
+}
+
+/// Models that share one backbone pass.
+struct Group {
+    pass: BackbonePass,
+    models: Vec<Classifier>,
+}
+
+/// Every model of an export folder, grouped by the backbone pass they need.
+pub struct ModelSet {
+    groups: Vec<Group>,
+}
+
+impl ModelSet {
+    /// Load every model folder under `dir` (or `dir` itself when it is one).
+    pub fn load(dir: &Path, device: &Device) -> anyhow::Result<ModelSet> {
+        let saved = model_folders(dir)?
+            .iter()
+            .map(|folder| SavedModel::read_folder(folder, device))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        ModelSet::from_saved(saved, device)
+    }
+
+    /// Models from their saved form; each distinct backbone file is loaded once.
+    pub fn from_saved(saved: Vec<SavedModel>, device: &Device) -> anyhow::Result<ModelSet> {
+        let mut backbones: HashMap<(String, PathBuf), Arc<dyn Backbone>> = HashMap::new();
+        let mut groups: Vec<Group> = Vec::new();
+        for model in saved {
+            let card = &model.card;
+            let file = &card.backbone_weights;
+            let identity = match &card.backbone_sha256 {
+                Some(sha) => PathBuf::from(sha),
+                None => file.canonicalize().unwrap_or_else(|_| file.clone()),
+            };
+            let key = (card.backbone.clone(), identity);
+            let backbone = match backbones.get(&key) {
+                Some(b) => b.clone(),
+                None => {
+                    let b: Arc<dyn Backbone> =
+                        Arc::from(load_backbone(&card.backbone, file, device)?);
+                    backbones.insert(key, b.clone());
+                    b
+                }
+            };
+            let source = file.parent().unwrap_or(file).display().to_string();
+            let image_size = card.image_size;
+            let classifier =
+                Classifier::new(model.card, &model.tensors, backbone.as_ref(), &source)?;
+            let group = groups.iter_mut().find(|g| {
+                Arc::ptr_eq(&g.pass.backbone, &backbone) && g.pass.image_size == image_size
+            });
+            let group = match group {
+                Some(g) => g,
+                None => {
+                    groups.push(Group {
+                        pass: BackbonePass {
+                            backbone,
+                            image_size,
+                            boundaries: BTreeSet::new(),
+                        },
+                        models: Vec::new(),
+                    });
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            group.pass.boundaries.extend(classifier.boundary());
+            group.models.push(classifier);
+        }
+        Ok(ModelSet { groups })
+    }
+
+    /// The models' cards, in the order predictions come.
+    pub fn cards(&self) -> Vec<&super::ModelCard> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.models.iter().map(|m| &m.card))
+            .collect()
+    }
+
+    /// Every model's prediction for each image, or why that image could not be read.
+    pub fn predict(
+        &self,
+        images: &[ImageSource],
+        device: &Device,
+    ) -> anyhow::Result<Vec<Result<Vec<Prediction>, String>>> {
+        let mut results: Vec<Result<Vec<Prediction>, String>> =
+            images.iter().map(|_| Ok(Vec::new())).collect();
+        for group in &self.groups {
+            let (rows, outputs) = group.pass.run(images, device)?;
+            let mut per_model = Vec::with_capacity(group.models.len());
+            for model in &group.models {
+                let mut probabilities: Vec<Vec<f32>> = Vec::new();
+                for recorded in &outputs {
+                    let p = model.probabilities(&model.features(recorded)?)?;
+                    probabilities.extend(p.to_vec2::<f32>()?);
+                }
+                per_model.push(probabilities);
+            }
+            for (result, row) in results.iter_mut().zip(&rows) {
+                match (result.as_mut(), row) {
+                    (Ok(predictions), Ok(row)) => {
+                        for (model, probabilities) in group.models.iter().zip(&per_model) {
+                            predictions.push(Prediction {
+                                attribute: model.card.study.clone(),
+                                labels: model.card.labels.clone(),
+                                probabilities: probabilities[*row].clone(),
+                            });
+                        }
+                    }
+                    (Ok(_), Err(reason)) => *result = Err(reason.clone()),
+                    (Err(_), _) => {}
+                }
+            }
+        }
+        Ok(results)
+    }
+}
