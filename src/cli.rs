@@ -33,6 +33,11 @@ pub enum Command {
     Export(ExportArgs),
     /// Every exported attribute of each image, with probabilities.
     Predict(PredictArgs),
+    /// Embed every photo of a catalogue folder once, for `similar` and `serve`; a rerun embeds
+    /// only new or changed photos.
+    Index(IndexArgs),
+    /// The catalogue photos most like an image (cosine similarity of their embeddings).
+    Similar(SimilarArgs),
 }
 
 #[derive(Debug, Args)]
@@ -115,4 +120,56 @@ pub struct PredictArgs {
     /// Print JSON: every label's probability for every attribute.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where `index` writes the catalogue's embeddings and `similar` and `serve` read them.
+pub const DEFAULT_INDEX: &str = "runs/index.safetensors";
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Catalogue folder (searched recursively for images).
+    pub dir: PathBuf,
+    /// Index file.
+    #[arg(long, default_value = DEFAULT_INDEX)]
+    pub index: PathBuf,
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
+}
+
+/// What an image's embedding is.
+#[derive(Debug, Args)]
+pub struct EmbeddingArgs {
+    /// An exported model folder: embed with its fine-tuned penultimate layer instead of the
+    /// frozen backbone's pooled features.
+    #[arg(long, value_name = "FOLDER")]
+    pub model: Option<PathBuf>,
+    /// Backbone weights (when no --model).
+    #[arg(long, default_value = "models/efficientnet_lite0.safetensors")]
+    pub weights: PathBuf,
+    /// Backbone name (when no --model).
+    #[arg(long, default_value = "efficientnet-lite0")]
+    pub backbone: String,
+    /// Image size (when no --model; default: the backbone's own).
+    #[arg(long)]
+    pub image_size: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimilarArgs {
+    /// The query image.
+    #[arg(required_unless_present = "evaluate")]
+    pub image: Option<PathBuf>,
+    /// Index file written by `gridsearch index`.
+    #[arg(long, default_value = DEFAULT_INDEX)]
+    pub index: PathBuf,
+    /// How many neighbours.
+    #[arg(long, short, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub k: u16,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Instead of one query: for every catalogue photo, how often its k nearest other photos
+    /// share its top-level folder (e.g. department), and how long one query takes.
+    #[arg(long, conflicts_with = "image")]
+    pub evaluate: bool,
 }

@@ -21,6 +21,8 @@ fn main() -> ExitCode {
         Command::Backbones => commands::backbones::run(),
         Command::Export(args) => commands::export::run(args, &cli.db),
         Command::Predict(args) => commands::predict::run(args),
+        Command::Index(args) => commands::index::run(args, cli.quiet),
+        Command::Similar(args) => commands::similar::run(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

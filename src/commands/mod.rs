@@ -2,11 +2,13 @@
 
 pub mod backbones;
 pub mod export;
+pub mod index;
 pub mod plan;
 pub mod predict;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod similar;
 pub mod status;
 
 /// Process exit codes.
