@@ -382,6 +382,132 @@ fn cases() -> Vec<Case> {
             expect: &["xml"],
             at_grid: false,
         },
+        Case {
+            name: "export of an unknown study",
+            setup: |_, t| t,
+            args: &["export", "nope", "--out", "CASE/models"],
+            expect: &["no study named `nope`"],
+            at_grid: false,
+        },
+        Case {
+            name: "predict from a missing models folder",
+            setup: |_, t| t,
+            args: &[
+                "predict",
+                "--models",
+                "CASE/none",
+                "data/footwear/boot/boot_1927.jpg",
+            ],
+            expect: &["none", "cannot read the models folder"],
+            at_grid: false,
+        },
+        Case {
+            name: "predict from a folder without models",
+            setup: |_, t| t,
+            args: &[
+                "predict",
+                "--models",
+                "CASE/",
+                "data/footwear/boot/boot_1927.jpg",
+            ],
+            expect: &["no exported models here", "gridsearch export"],
+            at_grid: false,
+        },
+        Case {
+            name: "predict with a broken model card",
+            setup: |d, t| {
+                write(&d.join("models/heel/model.json"), "{\"format\": ");
+                t
+            },
+            args: &[
+                "predict",
+                "--models",
+                "CASE/models",
+                "data/footwear/boot/boot_1927.jpg",
+            ],
+            expect: &["heel/model.json", "not a model card"],
+            at_grid: false,
+        },
+        Case {
+            name: "index of a missing catalogue",
+            setup: |_, t| t,
+            args: &["index", "CASE/none", "--index", "CASE/i.safetensors"],
+            expect: &["none", "cannot read the catalogue"],
+            at_grid: false,
+        },
+        Case {
+            name: "index of a folder without images",
+            setup: |_, t| t,
+            args: &["index", "CASE/", "--index", "CASE/i.safetensors"],
+            expect: &["no images in the catalogue"],
+            at_grid: false,
+        },
+        Case {
+            name: "index with an unknown backbone",
+            setup: |_, t| t,
+            args: &[
+                "index",
+                "data/footwear",
+                "--backbone",
+                "vgg16",
+                "--index",
+                "CASE/i",
+            ],
+            expect: &["--backbone vgg16: unknown"],
+            at_grid: false,
+        },
+        Case {
+            name: "index at a too small image size",
+            setup: |_, t| t,
+            args: &[
+                "index",
+                "data/footwear",
+                "--image-size",
+                "8",
+                "--index",
+                "CASE/i",
+            ],
+            expect: &["--image-size 8", "at least 32"],
+            at_grid: false,
+        },
+        Case {
+            name: "index with a missing model folder",
+            setup: |_, t| t,
+            args: &[
+                "index",
+                "data/footwear",
+                "--model",
+                "CASE/nomodel",
+                "--index",
+                "CASE/i",
+            ],
+            expect: &["nomodel", "model folder not found"],
+            at_grid: false,
+        },
+        Case {
+            name: "similar without an index",
+            setup: |_, t| t,
+            args: &[
+                "similar",
+                "--index",
+                "CASE/none.safetensors",
+                "data/footwear/boot/boot_1927.jpg",
+            ],
+            expect: &["none.safetensors", "no index here", "gridsearch index"],
+            at_grid: false,
+        },
+        Case {
+            name: "similar with a file that is not an index",
+            setup: |_, t| t,
+            args: &[
+                "similar",
+                "--index",
+                "NOTSQLITE",
+                "data/footwear/boot/boot_1927.jpg",
+            ],
+            expect: &["text.db", "not a readable safetensors file"],
+            at_grid: false,
+        },
     ]
 }
 
@@ -413,7 +539,10 @@ fn every_bad_input_is_one_line_exit_2_and_loses_nothing() {
                 "GRID" => grid.display().to_string(),
                 "NOTSQLITE" => not_sqlite.display().to_string(),
                 "FOLDER" => case_dir.join("folder.db").display().to_string(),
-                other => other.to_string(),
+                other => match other.strip_prefix("CASE/") {
+                    Some(rest) => case_dir.join(rest).display().to_string(),
+                    None => other.to_string(),
+                },
             })
             .collect();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gridsearch"));
