@@ -68,7 +68,7 @@ pub fn update_index(
         .is_file()
         .then(|| CatalogueIndex::load(index_path, device))
         .transpose()?;
-    let unchanged_size = previous.as_ref().map(|p| p.entries.len());
+    let previous_count = previous.as_ref().map(|p| p.entries.len());
     let embedder = Embedder::load(&source, device)?;
     let clock = Instant::now();
     let progress = bar(0, "embed", quiet);
@@ -85,7 +85,7 @@ pub fn update_index(
         );
     }
     let seconds = clock.elapsed().as_secs_f64();
-    if stats.embedded > 0 || Some(index.entries.len()) != unchanged_size {
+    if stats.embedded > 0 || Some(index.entries.len()) != previous_count {
         index.save(index_path)?;
     }
     if !quiet {

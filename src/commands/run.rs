@@ -237,6 +237,13 @@ fn run_study(
     }
     if !options.quiet {
         eprintln!("time: trials {:.1} s", clock.elapsed().as_secs_f64());
+        if checkpoints.keep > 0 {
+            eprintln!(
+                "weights of the best {} trial(s) kept in {} (`gridsearch export` makes model folders)",
+                checkpoints.keep,
+                checkpoints.dir.display()
+            );
+        }
     }
     let report = build(&queued.study, &store.trials(queued.study.id)?, Some(5));
     print!("{}", render(&report, Format::Table));

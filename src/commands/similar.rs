@@ -7,7 +7,6 @@ use crate::error::InputError;
 use crate::inference::model_set::ImageSource;
 use crate::model::Device;
 use crate::similarity::{CatalogueIndex, Embedder, Neighbour};
-use std::path::Path;
 use std::time::Instant;
 
 /// Catalogue photos timed as queries by `--evaluate`.
@@ -58,7 +57,9 @@ pub fn query(
     let (rows, embeddings) = embedder
         .embed(&[image], device)
         .map_err(|e| format!("{e:#}"))?;
-    rows[0].clone()?;
+    if let Err(reason) = &rows[0] {
+        return Err(reason.clone());
+    }
     let embedding = embeddings
         .expect("one image decoded")
         .squeeze(0)
@@ -101,7 +102,7 @@ fn evaluate(
     }
     println!(
         "{}: {} photos; their {k} nearest other photos share the query's folder {:.1}% of the time",
-        display(&index.root),
+        index.root.display(),
         agreement.queries,
         100.0 * agreement.rate()
     );
@@ -117,8 +118,4 @@ fn evaluate(
         times.len()
     );
     Ok(Exit::Ok)
-}
-
-fn display(path: &Path) -> String {
-    path.display().to_string()
 }

@@ -55,6 +55,9 @@ impl ImageSource<'_> {
     }
 }
 
+/// Per image of a batch: its row in the outputs, or why it could not be read.
+pub type ImageRows = Vec<Result<usize, String>>;
+
 /// One frozen backbone at one image size, with the blocks its models start from.
 pub struct BackbonePass {
     pub backbone: Arc<dyn Backbone>,
@@ -69,7 +72,7 @@ impl BackbonePass {
         &self,
         images: &[ImageSource],
         device: &Device,
-    ) -> anyhow::Result<(Vec<Result<usize, String>>, Vec<Recorded>)> {
+    ) -> anyhow::Result<(ImageRows, Vec<Recorded>)> {
         let decoded: Vec<Result<Vec<u8>, String>> = images
             .par_iter()
             .map(|i| i.decode(self.image_size))

@@ -2,7 +2,7 @@
 //! penultimate layer (its fine-tuned blocks and hidden units), L2-normalised.
 
 use crate::inference::classifier::Classifier;
-use crate::inference::model_set::{BackbonePass, ImageSource};
+use crate::inference::model_set::{BackbonePass, ImageRows, ImageSource};
 use crate::inference::SavedModel;
 use crate::model::{load_backbone, Device};
 use candle_core::{Tensor, D};
@@ -81,7 +81,7 @@ impl Embedder {
         &self,
         images: &[ImageSource],
         device: &Device,
-    ) -> anyhow::Result<(Vec<Result<usize, String>>, Option<Tensor>)> {
+    ) -> anyhow::Result<(ImageRows, Option<Tensor>)> {
         let (rows, outputs) = self.pass.run(images, device)?;
         let mut parts = Vec::with_capacity(outputs.len());
         for recorded in &outputs {
