@@ -198,7 +198,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// Largest upload accepted, in MiB.
-    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub max_upload_mb: u16,
     /// How many similar catalogue photos to show.
     #[arg(long, short, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
