@@ -1,6 +1,7 @@
 //! Command-line types (clap derive); nothing else in the crate imports clap.
 
 use clap::{Args, Parser, Subcommand};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Grid search for transfer-learning image classifiers, sharing all frozen work between trials.
@@ -38,6 +39,9 @@ pub enum Command {
     Index(IndexArgs),
     /// The catalogue photos most like an image (cosine similarity of their embeddings).
     Similar(SimilarArgs),
+    /// A web page: upload a photo, see every exported attribute's probabilities and the
+    /// catalogue photos most like it.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -172,4 +176,33 @@ pub struct SimilarArgs {
     /// share its top-level folder (e.g. department), and how long one query takes.
     #[arg(long, conflicts_with = "image")]
     pub evaluate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Folder of exported models (or one model folder).
+    #[arg(long, default_value = DEFAULT_MODELS)]
+    pub models: PathBuf,
+    /// Catalogue folder: show its photos most like each upload. It is indexed into --index first,
+    /// embedded as --model or --weights/--backbone/--image-size say (as `gridsearch index DIR`
+    /// does: only new or changed photos are embedded).
+    #[arg(long, value_name = "DIR")]
+    pub catalogue: Option<PathBuf>,
+    /// Index file of the catalogue.
+    #[arg(long, default_value = DEFAULT_INDEX)]
+    pub index: PathBuf,
+    /// Port to listen on (0: any free port; the line `listening on ...` says which).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Largest upload accepted, in MiB.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub max_upload_mb: u16,
+    /// How many similar catalogue photos to show.
+    #[arg(long, short, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub k: u16,
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
 }

@@ -11,6 +11,7 @@ pub mod inference;
 pub mod model;
 pub mod report;
 pub mod scheduler;
+pub mod serve;
 pub mod similarity;
 pub mod store;
 pub mod threads;

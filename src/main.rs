@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => commands::predict::run(args),
         Command::Index(args) => commands::index::run(args, cli.quiet),
         Command::Similar(args) => commands::similar::run(args),
+        Command::Serve(args) => commands::serve::run(args, cli.quiet),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

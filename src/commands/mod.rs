@@ -8,6 +8,7 @@ pub mod predict;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod similar;
 pub mod status;
 

@@ -112,3 +112,167 @@ pub fn integrity_ok(db: &Path) -> bool {
         .unwrap();
     result == "ok"
 }
+
+/// A command's stdout, after checking it succeeded (else its exit code and stderr).
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// What the `serve` tests run against: two attributes of the shipped photos trained briefly
+/// and exported, and a small catalogue with a photo that is not in it.
+pub struct Shop {
+    pub models: PathBuf,
+    pub catalogue: PathBuf,
+    pub index: PathBuf,
+    /// A boot photo outside the catalogue.
+    pub photo: PathBuf,
+}
+
+/// Under `dir`: department (class folders) and heel (the shipped manifest) trained at 64 px
+/// on 15 photos per class and exported to `models/`; the first `per_department` photos of each
+/// department copied to `catalogue/<department>/`. The index is left for `serve` to build.
+pub fn tiny_shop(dir: &Path, per_department: usize) -> Shop {
+    let db = dir.join("runs/gs.db");
+    let axes = "learning_rate = [0.003]\nunfreeze_depth = [0, 1]";
+    let root = format!("root = \"{}\"", repo().join("data/footwear").display());
+    let manifest = format!(
+        "manifest = \"{}\"\nlabel = \"heel\"",
+        repo().join("data/footwear/attributes.csv").display()
+    );
+    let department = write(
+        &dir.join("department.toml"),
+        &grid_text("department", (15, 5), axes),
+    );
+    let heel = write(
+        &dir.join("heel.toml"),
+        &grid_text("heel", (15, 5), axes).replace(&root, &manifest),
+    );
+    let models = dir.join("models");
+    let grids = [department.to_str().unwrap(), heel.to_str().unwrap()];
+    ok(&gridsearch(&db, &["run", grids[0], grids[1]]));
+    ok(&gridsearch(
+        &db,
+        &["export", "--out", models.to_str().unwrap()],
+    ));
+    let catalogue = dir.join("catalogue");
+    let mut photo = PathBuf::new();
+    for department in ["boot", "sandal", "shoe"] {
+        let from = repo().join("data/footwear").join(department);
+        let mut photos: Vec<PathBuf> = std::fs::read_dir(&from)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        photos.sort();
+        std::fs::create_dir_all(catalogue.join(department)).unwrap();
+        for p in &photos[..per_department] {
+            let to = catalogue.join(department).join(p.file_name().unwrap());
+            std::fs::copy(p, to).unwrap();
+        }
+        if department == "boot" {
+            photo = photos.last().unwrap().clone();
+        }
+    }
+    Shop {
+        models,
+        catalogue,
+        index: dir.join("runs/index.safetensors"),
+        photo,
+    }
+}
+
+impl Shop {
+    /// `serve` options for this shop (the catalogue embedded at 64 px), without the port.
+    pub fn serve_args(&self) -> Vec<String> {
+        let weights = repo().join("models/efficientnet_lite0.safetensors");
+        [
+            "--models",
+            self.models.to_str().unwrap(),
+            "--catalogue",
+            self.catalogue.to_str().unwrap(),
+            "--index",
+            self.index.to_str().unwrap(),
+            "--weights",
+            weights.to_str().unwrap(),
+            "--image-size",
+            "64",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+}
+
+/// A running `gridsearch serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, from the line the server prints once it listens.
+    pub url: String,
+}
+
+impl Server {
+    /// Start `gridsearch --quiet serve ARGS --port 0` in `cwd`, with its temporary folder
+    /// `tmp` and its stderr in `stderr`; wait (up to two minutes) for its `listening on` line.
+    pub fn start(cwd: &Path, tmp: &Path, stderr: &Path, args: &[String]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gridsearch"))
+            .current_dir(cwd)
+            .env("TMPDIR", tmp)
+            .args(["--quiet", "serve", "--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(stderr).unwrap())
+            .spawn()
+            .expect("binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = send.send(line);
+        });
+        let mut server = Server {
+            child,
+            url: String::new(),
+        };
+        let line = receive
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .unwrap_or_default();
+        let Some(url) = line.trim_end().strip_prefix("listening on ") else {
+            panic!(
+                "no `listening on` line but {line:?}; stderr: {}",
+                std::fs::read_to_string(stderr).unwrap_or_default()
+            );
+        };
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        server.url = url.to_string();
+        server
+    }
+
+    /// SIGTERM, then the exit status (within ten seconds).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the server did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
