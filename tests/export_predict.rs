@@ -3,19 +3,9 @@
 
 mod common;
 
-use common::{grid_text, gridsearch, repo, write};
+use common::{grid_text, gridsearch, ok, repo, run_and_export, write};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
 
 /// Trial keys of a study, best first, as `report` ranks them.
 fn ranked_keys(db: &Path, study: &str) -> Vec<String> {
@@ -189,16 +179,7 @@ fn checkpoints_export_and_predict_round_trip() {
 fn predict_reports_a_bad_image_and_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("runs/gs.db");
-    let grid = write(
-        &dir.path().join("g.toml"),
-        &grid_text("one", (6, 3), "learning_rate = [0.003]"),
-    );
-    ok(&gridsearch(&db, &["run", grid.to_str().unwrap()]));
-    let models = dir.path().join("models");
-    ok(&gridsearch(
-        &db,
-        &["export", "one", "--out", models.to_str().unwrap()],
-    ));
+    let models = run_and_export(dir.path(), &db, "one", (6, 3), "learning_rate = [0.003]");
     let text = write(&dir.path().join("notes.jpg"), "not a photo");
     let photo = repo().join("data/footwear/sandal/sandal_0045.jpg");
     let missing = dir.path().join("missing.png");

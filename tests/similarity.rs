@@ -3,36 +3,9 @@
 
 mod common;
 
-use common::{grid_text, gridsearch, repo, write};
+use common::{copy_catalogue, gridsearch, ok, repo, run_and_export};
 use gridsearch::similarity::CatalogueIndex;
-use std::path::{Path, PathBuf};
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-/// `per_class` shipped photos of each department under `dir/<department>/`.
-fn catalogue(dir: &Path, per_class: usize) -> PathBuf {
-    for department in ["boot", "sandal", "shoe"] {
-        let from = repo().join("data/footwear").join(department);
-        let mut photos: Vec<PathBuf> = std::fs::read_dir(&from)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        photos.sort();
-        std::fs::create_dir_all(dir.join(department)).unwrap();
-        for photo in photos.iter().take(per_class) {
-            std::fs::copy(photo, dir.join(department).join(photo.file_name().unwrap())).unwrap();
-        }
-    }
-    dir.to_path_buf()
-}
+use std::path::Path;
 
 fn similar(db: &Path, index: &Path, image: &Path, k: &str) -> serde_json::Value {
     let args = [
@@ -51,7 +24,7 @@ fn similar(db: &Path, index: &Path, image: &Path, k: &str) -> serde_json::Value 
 fn neighbours_reuse_and_the_retrieval_figure() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("runs/gs.db");
-    let cat = catalogue(&dir.path().join("catalogue"), 8);
+    let cat = copy_catalogue(&dir.path().join("catalogue"), 8);
     let index = dir.path().join("runs/index.safetensors");
     let index_args = [
         "index",
@@ -118,17 +91,14 @@ fn neighbours_reuse_and_the_retrieval_figure() {
 fn a_fine_tuned_model_embeds_with_its_penultimate_layer() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("runs/gs.db");
-    let grid = write(
-        &dir.path().join("g.toml"),
-        &grid_text("emb", (8, 4), "head_size = [24]\nunfreeze_depth = [1]"),
-    );
-    ok(&gridsearch(&db, &["run", grid.to_str().unwrap()]));
-    let models = dir.path().join("models");
-    ok(&gridsearch(
+    let models = run_and_export(
+        dir.path(),
         &db,
-        &["export", "--out", models.to_str().unwrap()],
-    ));
-    let cat = catalogue(&dir.path().join("catalogue"), 3);
+        "emb",
+        (8, 4),
+        "head_size = [24]\nunfreeze_depth = [1]",
+    );
+    let cat = copy_catalogue(&dir.path().join("catalogue"), 3);
     let index = dir.path().join("model.index");
     let model = models.join("emb");
     ok(&gridsearch(

@@ -6,7 +6,7 @@ use crate::cli::SimilarArgs;
 use crate::error::InputError;
 use crate::inference::model_set::ImageSource;
 use crate::model::Device;
-use crate::similarity::{CatalogueIndex, Embedder, Neighbour};
+use crate::similarity::{CatalogueIndex, Embedder};
 use std::time::Instant;
 
 /// Catalogue photos timed as queries by `--evaluate`.
@@ -24,8 +24,9 @@ pub fn run(args: &SimilarArgs) -> anyhow::Result<Exit> {
         .image
         .as_deref()
         .expect("clap requires IMAGE without --evaluate");
-    let neighbours =
-        query(&index, &embedder, ImageSource::File(image), k, &device).map_err(|reason| {
+    let neighbours = index
+        .query(&embedder, ImageSource::File(image), k, &device)
+        .map_err(|reason| {
             InputError::new(format!(
                 "{}: not a readable image ({reason})",
                 image.display()
@@ -46,29 +47,6 @@ pub fn run(args: &SimilarArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// The `k` catalogue photos nearest one image; Err: why the image cannot be read.
-pub fn query(
-    index: &CatalogueIndex,
-    embedder: &Embedder,
-    image: ImageSource,
-    k: usize,
-    device: &Device,
-) -> Result<Vec<Neighbour>, String> {
-    let (rows, embeddings) = embedder
-        .embed(&[image], device)
-        .map_err(|e| format!("{e:#}"))?;
-    if let Err(reason) = &rows[0] {
-        return Err(reason.clone());
-    }
-    let embedding = embeddings
-        .expect("one image decoded")
-        .squeeze(0)
-        .map_err(|e| e.to_string())?;
-    index
-        .nearest(&embedding, k, None)
-        .map_err(|e| format!("{e:#}"))
-}
-
 fn evaluate(
     index: &CatalogueIndex,
     embedder: &Embedder,
@@ -82,7 +60,8 @@ fn evaluate(
     for row in (0..index.entries.len()).step_by(step).take(TIMED_QUERIES) {
         let path = index.root.join(&index.entries[row].path);
         let clock = Instant::now();
-        query(index, embedder, ImageSource::File(&path), k, device)
+        index
+            .query(embedder, ImageSource::File(&path), k, device)
             .map_err(|reason| anyhow::anyhow!("{}: {reason}", path.display()))?;
         times.push(clock.elapsed().as_secs_f64() * 1000.0);
     }

@@ -3,7 +3,6 @@
 
 use super::error::ApiError;
 use super::{blocking, AppState};
-use crate::commands::similar::query;
 use crate::inference::model_set::ImageSource;
 use crate::inference::Prediction;
 use axum::body::Bytes;
@@ -72,14 +71,10 @@ fn answer(state: &AppState, bytes: &[u8]) -> Result<Answer, ApiError> {
             similar: Vec::new(),
         });
     };
-    let neighbours = query(
-        &catalogue.index,
-        &catalogue.embedder,
-        image,
-        catalogue.k,
-        &state.device,
-    )
-    .map_err(ApiError::internal)?;
+    let neighbours = catalogue
+        .index
+        .query(&catalogue.embedder, image, catalogue.k, &state.device)
+        .map_err(ApiError::internal)?;
     let similar = neighbours
         .into_iter()
         .enumerate()

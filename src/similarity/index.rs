@@ -201,6 +201,28 @@ impl CatalogueIndex {
             .collect())
     }
 
+    /// The `k` catalogue photos nearest one image; Err: why the image cannot be read.
+    pub fn query(
+        &self,
+        embedder: &Embedder,
+        image: ImageSource,
+        k: usize,
+        device: &Device,
+    ) -> Result<Vec<Neighbour>, String> {
+        let (rows, embeddings) = embedder
+            .embed(&[image], device)
+            .map_err(|e| format!("{e:#}"))?;
+        if let Err(reason) = &rows[0] {
+            return Err(reason.clone());
+        }
+        let embedding = embeddings
+            .expect("one image decoded")
+            .squeeze(0)
+            .map_err(|e| e.to_string())?;
+        self.nearest(&embedding, k, None)
+            .map_err(|e| format!("{e:#}"))
+    }
+
     /// The catalogue's own labels: the first folder of each path under the root.
     pub fn folder_of(&self, row: usize) -> String {
         let path = &self.entries[row].path;

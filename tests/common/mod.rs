@@ -160,30 +160,58 @@ pub fn tiny_shop(dir: &Path, per_department: usize) -> Shop {
         &db,
         &["export", "--out", models.to_str().unwrap()],
     ));
-    let catalogue = dir.join("catalogue");
-    let mut photo = PathBuf::new();
-    for department in ["boot", "sandal", "shoe"] {
-        let from = repo().join("data/footwear").join(department);
-        let mut photos: Vec<PathBuf> = std::fs::read_dir(&from)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        photos.sort();
-        std::fs::create_dir_all(catalogue.join(department)).unwrap();
-        for p in &photos[..per_department] {
-            let to = catalogue.join(department).join(p.file_name().unwrap());
-            std::fs::copy(p, to).unwrap();
-        }
-        if department == "boot" {
-            photo = photos.last().unwrap().clone();
-        }
-    }
+    let catalogue = copy_catalogue(&dir.join("catalogue"), per_department);
     Shop {
         models,
         catalogue,
         index: dir.join("runs/index.safetensors"),
-        photo,
+        photo: shipped_photos("boot").pop().unwrap(),
     }
+}
+
+/// The shipped photos of one department, sorted by name.
+pub fn shipped_photos(department: &str) -> Vec<PathBuf> {
+    let from = repo().join("data/footwear").join(department);
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(&from)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    photos.sort();
+    photos
+}
+
+/// The first `per_department` shipped photos of each department, copied to
+/// `dir/<department>/`: a small catalogue whose folders are its labels.
+pub fn copy_catalogue(dir: &Path, per_department: usize) -> PathBuf {
+    for department in ["boot", "sandal", "shoe"] {
+        std::fs::create_dir_all(dir.join(department)).unwrap();
+        for photo in &shipped_photos(department)[..per_department] {
+            std::fs::copy(photo, dir.join(department).join(photo.file_name().unwrap())).unwrap();
+        }
+    }
+    dir.to_path_buf()
+}
+
+/// Run a one-study grid over the shipped photos (see `grid_text`) into `db`, then export it
+/// to `dir/models`; returns that folder.
+pub fn run_and_export(
+    dir: &Path,
+    db: &Path,
+    study: &str,
+    per_class: (usize, usize),
+    grid_axes: &str,
+) -> PathBuf {
+    let grid = write(
+        &dir.join(format!("{study}.toml")),
+        &grid_text(study, per_class, grid_axes),
+    );
+    ok(&gridsearch(db, &["run", grid.to_str().unwrap()]));
+    let models = dir.join("models");
+    ok(&gridsearch(
+        db,
+        &["export", study, "--out", models.to_str().unwrap()],
+    ));
+    models
 }
 
 impl Shop {
