@@ -237,12 +237,16 @@ fn run_study(
     }
     if !options.quiet {
         eprintln!("time: trials {:.1} s", clock.elapsed().as_secs_f64());
-        if checkpoints.keep > 0 {
-            eprintln!(
-                "weights of the best {} trial(s) kept in {} (`gridsearch export` makes model folders)",
-                checkpoints.keep,
+        match checkpoints.keep {
+            0 => {}
+            1 => eprintln!(
+                "the best trial's weights are kept in {} (`gridsearch export` makes a model folder)",
                 checkpoints.dir.display()
-            );
+            ),
+            n => eprintln!(
+                "the {n} best trials' weights are kept in {} (`gridsearch export` makes a model folder)",
+                checkpoints.dir.display()
+            ),
         }
     }
     let report = build(&queued.study, &store.trials(queued.study.id)?, Some(5));
