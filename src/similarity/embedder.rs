@@ -1,8 +1,8 @@
 //! What an image's embedding is: the frozen backbone's pooled features, or an exported model's
 //! penultimate layer (its fine-tuned blocks and hidden units), L2-normalised.
 
-use crate::inference::classifier::Classifier;
 use crate::inference::model_set::{BackbonePass, ImageRows, ImageSource};
+use crate::inference::Classifier;
 use crate::inference::SavedModel;
 use crate::model::{load_backbone, Device};
 use candle_core::{Tensor, D};

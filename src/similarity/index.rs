@@ -224,7 +224,7 @@ impl CatalogueIndex {
     }
 
     /// The catalogue's own labels: the first folder of each path under the root.
-    pub fn folder_of(&self, row: usize) -> String {
+    fn folder_of(&self, row: usize) -> String {
         let path = &self.entries[row].path;
         match path.components().next() {
             Some(first) if path.components().count() > 1 => {
