@@ -2,14 +2,14 @@
 //! using the winner (`export`) never means training it again. Only the best `keep` stay.
 
 use crate::inference::card::{ModelCard, TrialSummary};
-use crate::inference::classifier::trained_tensors;
+use crate::inference::classifier::{class_probabilities, trained_tensors};
 use crate::inference::{SavedModel, Validation};
 use crate::model::{Head, TrainableTail};
 use crate::report::best_first;
 use crate::store::Store;
 use crate::train::features::Activations;
 use crate::trial::TrialRecord;
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -75,16 +75,7 @@ impl CheckpointKeeper {
         let mut card = self.card.clone();
         card.unfreeze_depth = model.tail.map_or(0, |_| trial.settings.unfreeze_depth);
         card.head_hidden = trial.settings.head_size;
-        card.trial = TrialSummary {
-            id: stored.id,
-            key: stored.key.clone(),
-            params: stored.params.clone(),
-            settings: stored.settings.clone(),
-            outcome: stored
-                .outcome
-                .clone()
-                .expect("a ranked trial has an outcome"),
-        };
+        card.trial = TrialSummary::from(*stored);
         let saved = SavedModel {
             card,
             tensors: trained_tensors(model.head, model.tail.map(|(_, t)| t))
@@ -127,8 +118,7 @@ fn validation_pass(model: &TrainedModel, val: &Activations) -> anyhow::Result<Va
                 tail.forward(&input.narrow(0, start, len)?)?
             }
         };
-        let logits = model.head.forward(&features, None)?;
-        parts.push(candle_nn::ops::softmax(&logits, D::Minus1)?.detach());
+        parts.push(class_probabilities(model.head, &features)?);
     }
     Ok(Validation {
         files: val.files.clone(),

@@ -11,7 +11,6 @@ use crate::store::Store;
 use crate::trial::StudyRecord;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub fn run(args: &ExportArgs, db: &Path) -> anyhow::Result<Exit> {
@@ -100,13 +99,7 @@ fn best_checkpoint(
                 rank + 1
             );
         }
-        let summary = TrialSummary {
-            id: trial.id,
-            key: trial.key.clone(),
-            params: trial.params.clone(),
-            settings: trial.settings.clone(),
-            outcome: trial.outcome.clone().unwrap_or_default(),
-        };
+        let summary = TrialSummary::from(trial);
         return Ok(Some((summary, file)));
     }
     Ok(None)
@@ -120,17 +113,6 @@ fn sha256_of(path: &Path) -> anyhow::Result<String> {
         ))
     })?;
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(format!("{:x}", hasher.finalize()))
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 pub fn run(args: &IndexArgs, quiet: bool) -> anyhow::Result<Exit> {
     let device = crate::model::default_device()?;
     let source = embedding_source(&args.embedding)?;
-    let index = update_index(&args.dir, &args.index, source, &device, quiet)?;
+    let (index, _) = update_index(&args.dir, &args.index, source, &device, quiet)?;
     println!(
         "indexed {} photos of {} -> {}",
         index.entries.len(),
@@ -57,13 +57,14 @@ pub fn embedding_source(args: &EmbeddingArgs) -> anyhow::Result<EmbeddingSource>
 
 /// Bring the index at `index_path` up to date with the catalogue `dir` and save it: photos
 /// already embedded the same way are reused, new or changed ones embedded, removed ones dropped.
+/// Returns the index with the embedder that made it (queries must be embedded the same way).
 pub fn update_index(
     dir: &Path,
     index_path: &Path,
     source: EmbeddingSource,
     device: &Device,
     quiet: bool,
-) -> anyhow::Result<CatalogueIndex> {
+) -> anyhow::Result<(CatalogueIndex, Embedder)> {
     let previous = index_path
         .is_file()
         .then(|| CatalogueIndex::load(index_path, device))
@@ -96,5 +97,5 @@ pub fn update_index(
             stats.reused
         );
     }
-    Ok(index)
+    Ok((index, embedder))
 }

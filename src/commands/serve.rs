@@ -7,7 +7,6 @@ use crate::cli::ServeArgs;
 use crate::error::InputError;
 use crate::inference::ModelSet;
 use crate::serve::{router, AppState, Catalogue};
-use crate::similarity::Embedder;
 use std::io::Write;
 use std::net::SocketAddr;
 
@@ -26,8 +25,7 @@ pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<Exit> {
         None => None,
         Some(dir) => {
             let source = embedding_source(&args.embedding)?;
-            let index = update_index(dir, &args.index, source, &device, quiet)?;
-            let embedder = Embedder::load(&index.source, &device)?;
+            let (index, embedder) = update_index(dir, &args.index, source, &device, quiet)?;
             Some(Catalogue {
                 index,
                 embedder,

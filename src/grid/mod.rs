@@ -239,10 +239,7 @@ fn trial_key(settings: &TrainSettings) -> String {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// A path as the fingerprint sees it: absolute when it exists, so that running the same grid

@@ -1,7 +1,7 @@
 //! A model card: what a trained model needs to run and where it came from, as JSON.
 
 use crate::backbones::BackboneInfo;
-use crate::trial::{ParamValue, TrainSettings, TrialOutcome};
+use crate::trial::{ParamValue, TrainSettings, TrialOutcome, TrialRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -48,6 +48,19 @@ pub struct TrialSummary {
     /// Scores on the study's validation split; the weights are the trial's last epoch's, so
     /// `val_accuracy` (not `best_val_accuracy`) is what they score.
     pub outcome: TrialOutcome,
+}
+
+impl From<&TrialRecord> for TrialSummary {
+    /// A stored trial's summary (a trial that is not complete has a default outcome).
+    fn from(trial: &TrialRecord) -> TrialSummary {
+        TrialSummary {
+            id: trial.id,
+            key: trial.key.clone(),
+            params: trial.params.clone(),
+            settings: trial.settings.clone(),
+            outcome: trial.outcome.clone().unwrap_or_default(),
+        }
+    }
 }
 
 impl ModelCard {

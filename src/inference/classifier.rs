@@ -31,6 +31,17 @@ pub fn trained_tensors(head: &Head, tail: Option<&dyn TrainableTail>) -> Vec<(St
     named
 }
 
+/// A head's class probabilities [N, classes] of features (no dropout).
+pub fn class_probabilities(head: &Head, features: &Tensor) -> anyhow::Result<Tensor> {
+    let logits = head.forward(features, None)?;
+    Ok(candle_nn::ops::softmax(&logits, D::Minus1)?.detach())
+}
+
+/// The index of the largest value (the first of equals): the predicted class.
+pub fn argmax(values: &[f32]) -> usize {
+    (0..values.len()).fold(0, |best, i| if values[i] > values[best] { i } else { best })
+}
+
 fn tail_key(i: usize) -> String {
     format!("tail.{i:04}")
 }
@@ -106,8 +117,7 @@ impl Classifier {
 
     /// Class probabilities [N, classes] from the model's features.
     pub fn probabilities(&self, features: &Tensor) -> anyhow::Result<Tensor> {
-        let logits = self.head.forward(features, None)?;
-        Ok(candle_nn::ops::softmax(&logits, D::Minus1)?.detach())
+        class_probabilities(&self.head, features)
     }
 
     /// The layer before the logits [N, width]: the model's embedding of its images.

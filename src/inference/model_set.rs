@@ -4,16 +4,13 @@
 use super::classifier::Classifier;
 use super::saved::{model_folders, SavedModel};
 use crate::data::decode::{decode_bytes, decode_file};
+use crate::model::backbone::forward_pixels;
 use crate::model::{load_backbone, Backbone, Device, Recorded};
-use candle_core::Tensor;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Images per forward batch.
-const BATCH: usize = 32;
 
 /// One model's answer for one image.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,13 +24,7 @@ pub struct Prediction {
 impl Prediction {
     /// The most probable label and its probability.
     pub fn top(&self) -> (&str, f32) {
-        let best = (0..self.probabilities.len()).fold(0, |b, i| {
-            if self.probabilities[i] > self.probabilities[b] {
-                i
-            } else {
-                b
-            }
-        });
+        let best = super::classifier::argmax(&self.probabilities);
         (&self.labels[best], self.probabilities[best])
     }
 }
@@ -66,8 +57,8 @@ pub struct BackbonePass {
 }
 
 impl BackbonePass {
-    /// Decode `images` at this pass's size and run the backbone over those that decode, in
-    /// batches, side by side. Returns, per image, its row in the outputs or why it failed.
+    /// Decode `images` at this pass's size and run the backbone over those that decode.
+    /// Returns, per image, its row in the outputs or why it failed.
     pub fn run(
         &self,
         images: &[ImageSource],
@@ -87,19 +78,14 @@ impl BackbonePass {
                 next - 1
             }));
         }
-        let per_image = self.image_size * self.image_size * 3;
-        let starts: Vec<usize> = (0..next).step_by(BATCH).collect();
-        let outputs = starts
-            .par_iter()
-            .map(|&start| -> anyhow::Result<Recorded> {
-                let end = (start + BATCH).min(next);
-                let shape = (end - start, self.image_size, self.image_size, 3);
-                let rgb =
-                    Tensor::from_slice(&pixels[start * per_image..end * per_image], shape, device)?;
-                let input = self.backbone.preprocess(&rgb)?;
-                Ok(self.backbone.forward_recording(&input, &self.boundaries)?)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let outputs = forward_pixels(
+            self.backbone.as_ref(),
+            &pixels,
+            self.image_size,
+            &self.boundaries,
+            device,
+            &|_| Ok(()),
+        )?;
         Ok((rows, outputs))
     }
 }

@@ -174,7 +174,7 @@ fn write_validation_csv(path: &Path, labels: &[String], v: &Validation) -> anyho
     out.write_record(&header)?;
     let rows: Vec<Vec<f32>> = v.probabilities.to_vec2()?;
     for ((file, &label), p) in v.files.iter().zip(&v.labels).zip(rows) {
-        let predicted = (0..p.len()).fold(0, |best, i| if p[i] > p[best] { i } else { best });
+        let predicted = super::classifier::argmax(&p);
         let mut record = vec![
             file.display().to_string(),
             labels[label].clone(),

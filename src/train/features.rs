@@ -3,9 +3,9 @@
 use super::Interrupted;
 use crate::data::decode::DecodedImages;
 use crate::data::Sample;
-use crate::model::{Backbone, Recorded};
+use crate::model::backbone::forward_pixels;
+use crate::model::Backbone;
 use candle_core::{Device, Result, Tensor};
-use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,9 +28,6 @@ pub struct FeatureBank {
     pub val: Activations,
 }
 
-/// Images per forward batch of the frozen pass.
-const FORWARD_BATCH: usize = 32;
-
 /// Run the frozen backbone once over `images`, keeping the pooled features and `boundaries`.
 /// `on_batch(n)` reports progress in images.
 pub fn record(
@@ -41,25 +38,21 @@ pub fn record(
     cancel: &AtomicBool,
     on_batch: &(dyn Fn(usize) + Sync),
 ) -> anyhow::Result<Activations> {
-    let side = images.size;
-    let per_image = side * side * 3;
-    let n = images.samples.len();
-    let starts: Vec<usize> = (0..n).step_by(FORWARD_BATCH).collect();
-    // Batches are independent: they run side by side, one per core (see `threads`).
-    let outputs: Vec<Recorded> = starts
-        .par_iter()
-        .map(|&start| -> anyhow::Result<Recorded> {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Interrupted.into());
-            }
-            let end = (start + FORWARD_BATCH).min(n);
-            let bytes = &images.pixels[start * per_image..end * per_image];
-            let rgb = Tensor::from_slice(bytes, (end - start, side, side, 3), device)?;
-            let out = backbone.forward_recording(&backbone.preprocess(&rgb)?, boundaries)?;
-            on_batch(end - start);
-            Ok(out)
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let before_batch = |n: usize| -> anyhow::Result<()> {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Interrupted.into());
+        }
+        on_batch(n);
+        Ok(())
+    };
+    let outputs = forward_pixels(
+        backbone,
+        &images.pixels,
+        images.size,
+        boundaries,
+        device,
+        &before_batch,
+    )?;
     let mut pooled = Vec::with_capacity(outputs.len());
     let mut recorded: BTreeMap<usize, Vec<Tensor>> = BTreeMap::new();
     for out in outputs {
