@@ -2,7 +2,7 @@
 
 use crate::error::InputError;
 use crate::trial::{
-    EpochMetrics, Phase, StudyRecord, TrialOutcome, TrialRecord, TrialSpec, TrialState,
+    EpochMetrics, Phase, StudyRecord, TrialOutcome, TrialRecord, TrialSpec, TrialState, Vocabulary,
 };
 use anyhow::{anyhow, bail, Context};
 use rusqlite::{

@@ -127,7 +127,7 @@ impl Grid {
         let mut params = BTreeMap::new();
         for (axis, &i) in self.axes.iter().zip(indices) {
             let value = &axis.values[i];
-            settings::apply_setting(&mut settings, &axis.name, value);
+            settings.apply(&axis.name, value);
             params.insert(axis.name.clone(), value.clone());
         }
         TrialSpec {
@@ -186,14 +186,9 @@ impl Grid {
     /// The [train] settings that are not grid axes (the seed never: it only varies trials,
     /// and its effect on the split is part of the data).
     fn fixed_train_settings(&self) -> serde_json::Value {
-        let mut fixed = serde_json::to_value(&self.fixed).unwrap_or_default();
-        if let Some(map) = fixed.as_object_mut() {
-            map.remove("seed");
-            for axis in &self.axes {
-                map.remove(&axis.name);
-            }
-        }
-        fixed
+        let mut except: Vec<&str> = self.axes.iter().map(|a| a.name.as_str()).collect();
+        except.push("seed");
+        serde_json::Value::Object(self.fixed.to_json_except(&except))
     }
 }
 

@@ -4,7 +4,7 @@ use super::doc::{
     did_you_mean, entries_in_file_order, expect_array, expect_count, expect_float, expect_str,
     expect_table, reject_unknown_keys, syntax_issue, Issue, Key, Value,
 };
-use super::settings::{apply_setting, setting_value, train_keys, SETTING_KEYS};
+use super::settings::{grid_keys, setting_value, train_keys};
 use super::{Axis, DataConfig, DataSource, Grid, ModelConfig, SplitMode};
 use crate::backbones::{self, BackboneInfo};
 use crate::trial::{ParamValue, TrainSettings};
@@ -424,7 +424,7 @@ fn read_train(
     let mut names = Vec::new();
     for (key, value) in entries_in_file_order(table) {
         let name = key.get_ref().as_ref();
-        apply_setting(fixed, name, &setting_value(name, value, backbone.blocks)?);
+        fixed.apply(name, &setting_value(name, value, backbone.blocks)?);
         names.push(name.to_string());
     }
     Ok(names)
@@ -438,7 +438,7 @@ fn read_axes(
     let Some((_, table)) = grid else {
         return Ok(Vec::new());
     };
-    reject_unknown_keys(table, "[grid]", SETTING_KEYS)?;
+    reject_unknown_keys(table, "[grid]", &grid_keys())?;
     let mut axes = Vec::new();
     for (key, value) in entries_in_file_order(table) {
         let name = key.get_ref().as_ref();

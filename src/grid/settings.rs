@@ -1,68 +1,40 @@
-//! The training settings a grid file may set: checking one value and applying it to `TrainSettings`.
+//! Checking one grid-file value of a training setting against the setting's [`Range`].
 
 use super::doc::{expect_count, expect_float, expect_str, Issue, Value};
-use crate::trial::{ClassWeights, Objective, Optimizer, ParamValue, TrainSettings};
+use crate::trial::{list_choices, setting, ParamValue, Range, SETTINGS};
 
-/// Every setting name, in `TrainSettings` order; `[train]` takes all but `seed`, `[grid]` all.
-pub(super) const SETTING_KEYS: &[&str] = &[
-    "learning_rate",
-    "dropout",
-    "head_size",
-    "unfreeze_depth",
-    "batch_size",
-    "head_epochs",
-    "finetune_epochs",
-    "patience",
-    "finetune_lr_factor",
-    "optimizer",
-    "weight_decay",
-    "seed",
-    "objective",
-    "class_weights",
-];
+/// The keys `[grid]` accepts: every setting.
+pub(super) fn grid_keys() -> Vec<&'static str> {
+    SETTINGS.iter().map(|s| s.name).collect()
+}
 
 /// The keys `[train]` accepts (the seed comes from `[study]` or a `[grid]` axis).
 pub(super) fn train_keys() -> Vec<&'static str> {
-    SETTING_KEYS
+    SETTINGS
         .iter()
-        .copied()
-        .filter(|k| *k != "seed")
+        .filter(|s| s.in_train_table)
+        .map(|s| s.name)
         .collect()
 }
 
-/// Largest hidden layer a head may have.
-const MAX_HEAD_SIZE: i64 = 65536;
-
 /// Checks one value of setting `name` and returns it as the grid keeps it
-/// (floats as `Float`, counts as `Int`, the optimizer as `Str`).
+/// (numbers as `Float`, counts as `Int`, names as `Str`).
 pub(super) fn setting_value(
     name: &str,
     value: &Value<'_>,
     blocks: usize,
 ) -> Result<ParamValue, Issue> {
-    let blocks = i64::try_from(blocks).unwrap_or(i64::MAX);
-    match name {
-        "learning_rate" | "finetune_lr_factor" => positive_float(name, value),
-        "dropout" => dropout(value),
-        "weight_decay" => non_negative_float(name, value),
-        "head_size" => count(name, value, 0, MAX_HEAD_SIZE),
-        "unfreeze_depth" => count(name, value, 0, blocks),
-        "batch_size" | "head_epochs" => count(name, value, 1, i64::MAX),
-        "finetune_epochs" | "patience" | "seed" => count(name, value, 0, i64::MAX),
-        "optimizer" => optimizer(value),
-        "objective" => choice(
-            name,
-            value,
-            |s| Objective::parse(s).is_some(),
-            "accuracy, balanced_accuracy, f1 or val_loss",
-        ),
-        "class_weights" => choice(
-            name,
-            value,
-            |s| ClassWeights::parse(s).is_some(),
-            "none or balanced",
-        ),
-        _ => Err(Issue::at(value.span(), format!("unknown setting `{name}`"))),
+    let Some(setting) = setting(name) else {
+        return Err(Issue::at(value.span(), format!("unknown setting `{name}`")));
+    };
+    let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    match setting.range {
+        Range::Positive => number(name, value, |x| x > 0.0, "a finite number > 0"),
+        Range::NonNegative => number(name, value, |x| x >= 0.0, "a finite number >= 0"),
+        Range::Fraction => number(name, value, |x| (0.0..1.0).contains(&x), "in [0, 1)"),
+        Range::Count { min, max } => count(name, value, to_i64(min), to_i64(max)),
+        Range::Blocks => count(name, value, 0, to_i64(blocks as u64)),
+        Range::Choice(names) => choice(name, value, names),
     }
 }
 
@@ -72,117 +44,40 @@ fn count(name: &str, value: &Value<'_>, min: i64, max: i64) -> Result<ParamValue
     Ok(ParamValue::Int(i64::try_from(number).unwrap_or(i64::MAX)))
 }
 
-fn positive_float(name: &str, value: &Value<'_>) -> Result<ParamValue, Issue> {
+/// A finite number for which `accepts` holds; `must_be` says which in the error.
+fn number(
+    name: &str,
+    value: &Value<'_>,
+    accepts: fn(f64) -> bool,
+    must_be: &str,
+) -> Result<ParamValue, Issue> {
     let x = expect_float(name, value)?;
-    if !(x.is_finite() && x > 0.0) {
+    if !(x.is_finite() && accepts(x)) {
         return Err(Issue::at(
             value.span(),
-            format!("`{name}` must be a finite number > 0, not {x}"),
+            format!("`{name}` must be {must_be}, not {x}"),
         ));
     }
-    Ok(ParamValue::Float(x))
-}
-
-fn non_negative_float(name: &str, value: &Value<'_>) -> Result<ParamValue, Issue> {
-    let x = expect_float(name, value)?;
-    if !(x.is_finite() && x >= 0.0) {
-        return Err(Issue::at(
-            value.span(),
-            format!("`{name}` must be a finite number >= 0, not {x}"),
-        ));
-    }
-    Ok(ParamValue::Float(x))
-}
-
-fn dropout(value: &Value<'_>) -> Result<ParamValue, Issue> {
-    let x = expect_float("dropout", value)?;
-    if !(0.0..1.0).contains(&x) {
-        return Err(Issue::at(
-            value.span(),
-            format!("`dropout` must be in [0, 1), not {x}"),
-        ));
-    }
-    // -0.0 and 0.0 are the same dropout; keep one spelling so keys agree.
+    // -0.0 and 0.0 are the same setting; keep one spelling so keys agree.
     Ok(ParamValue::Float(x + 0.0))
 }
 
-fn optimizer(value: &Value<'_>) -> Result<ParamValue, Issue> {
-    let name = expect_str("optimizer", value)?;
-    match Optimizer::parse(name) {
-        Some(_) => Ok(ParamValue::Str(name.to_string())),
-        None => Err(Issue::at(
-            value.span(),
-            format!("unknown optimizer {name:?}; choose adam, adamw or sgd"),
-        )),
-    }
-}
-
-fn choice(
-    name: &str,
-    value: &Value<'_>,
-    known: fn(&str) -> bool,
-    choices: &str,
-) -> Result<ParamValue, Issue> {
+fn choice(name: &str, value: &Value<'_>, names: &[&str]) -> Result<ParamValue, Issue> {
     let text = expect_str(name, value)?;
-    if known(text) {
+    if names.contains(&text) {
         Ok(ParamValue::Str(text.to_string()))
     } else {
         Err(Issue::at(
             value.span(),
-            format!("unknown {name} {text:?}; choose {choices}"),
+            format!("unknown {name} {text:?}; choose {}", list_choices(names)),
         ))
-    }
-}
-
-/// Sets field `name` of `settings` to a value checked by [`setting_value`]
-/// (a value of another shape, impossible after checking, leaves the field as it was).
-pub(super) fn apply_setting(settings: &mut TrainSettings, name: &str, value: &ParamValue) {
-    let float = value.as_f64();
-    let count = match value {
-        ParamValue::Int(i) => u64::try_from(*i).ok(),
-        _ => None,
-    };
-    let size = count.and_then(|c| usize::try_from(c).ok());
-    match name {
-        "learning_rate" => set(&mut settings.learning_rate, float),
-        "dropout" => set(&mut settings.dropout, float),
-        "finetune_lr_factor" => set(&mut settings.finetune_lr_factor, float),
-        "weight_decay" => set(&mut settings.weight_decay, float),
-        "head_size" => set(&mut settings.head_size, size),
-        "unfreeze_depth" => set(&mut settings.unfreeze_depth, size),
-        "batch_size" => set(&mut settings.batch_size, size),
-        "head_epochs" => set(&mut settings.head_epochs, size),
-        "finetune_epochs" => set(&mut settings.finetune_epochs, size),
-        "patience" => set(&mut settings.patience, size),
-        "seed" => set(&mut settings.seed, count),
-        "optimizer" => {
-            if let ParamValue::Str(s) = value {
-                set(&mut settings.optimizer, Optimizer::parse(s));
-            }
-        }
-        "objective" => {
-            if let ParamValue::Str(s) = value {
-                set(&mut settings.objective, Objective::parse(s));
-            }
-        }
-        "class_weights" => {
-            if let ParamValue::Str(s) = value {
-                set(&mut settings.class_weights, ClassWeights::parse(s));
-            }
-        }
-        _ => {}
-    }
-}
-
-fn set<T>(field: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *field = v;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trial::{ClassWeights, Objective, Optimizer, TrainSettings};
     use toml::de::DeTable;
 
     fn check(name: &str, literal: &str) -> Result<ParamValue, Issue> {
@@ -249,13 +144,13 @@ mod tests {
     #[test]
     fn apply_sets_each_field() {
         let mut s = TrainSettings::default();
-        apply_setting(&mut s, "learning_rate", &ParamValue::Float(0.5));
-        apply_setting(&mut s, "head_size", &ParamValue::Int(128));
-        apply_setting(&mut s, "optimizer", &ParamValue::Str("adamw".into()));
-        apply_setting(&mut s, "seed", &ParamValue::Int(7));
-        apply_setting(&mut s, "patience", &ParamValue::Int(0));
-        apply_setting(&mut s, "objective", &ParamValue::Str("f1".into()));
-        apply_setting(&mut s, "class_weights", &ParamValue::Str("balanced".into()));
+        s.apply("learning_rate", &ParamValue::Float(0.5));
+        s.apply("head_size", &ParamValue::Int(128));
+        s.apply("optimizer", &ParamValue::Str("adamw".into()));
+        s.apply("seed", &ParamValue::Int(7));
+        s.apply("patience", &ParamValue::Int(0));
+        s.apply("objective", &ParamValue::Str("f1".into()));
+        s.apply("class_weights", &ParamValue::Str("balanced".into()));
         assert_eq!(s.learning_rate, 0.5);
         assert_eq!(s.head_size, 128);
         assert_eq!(s.optimizer, Optimizer::AdamW);
@@ -269,7 +164,7 @@ mod tests {
     #[test]
     fn train_keys_exclude_only_the_seed() {
         let keys = train_keys();
-        assert_eq!(keys.len(), SETTING_KEYS.len() - 1);
+        assert_eq!(keys.len(), grid_keys().len() - 1);
         assert!(!keys.contains(&"seed"));
     }
 }

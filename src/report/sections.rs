@@ -2,7 +2,7 @@
 
 use super::build::{AxisEffect, FailedRow, RankedRow, Report};
 use super::effects::{Importance, SeedReport, TwoWayTable, NOISE_F, SEED_AXIS};
-use crate::trial::ParamValue;
+use crate::trial::{ParamValue, Vocabulary};
 use std::collections::BTreeMap;
 
 /// Interactions shown one by one; the rest are summed in one row.

@@ -2,7 +2,7 @@
 
 use super::metrics::{balanced_class_weights, Confusion, Scores};
 use super::Interrupted;
-use crate::trial::{ClassWeights, EpochMetrics, Objective, Optimizer, Phase};
+use crate::trial::{ClassWeights, EpochMetrics, Objective, Optimizer, Phase, Vocabulary};
 use candle_core::{DType, Result, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer as _, ParamsAdamW, SGD};
 use rand::rngs::StdRng;

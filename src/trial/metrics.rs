@@ -1,0 +1,63 @@
+//! What training measures: one epoch's metrics, a finished trial's outcome, and the objective's
+//! value in each.
+
+use super::vocabulary::{Objective, Phase};
+use serde::{Deserialize, Serialize};
+
+/// Metrics of one epoch of one phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub phase: Phase,
+    /// 1-based within its phase.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    /// Mean per-class recall on the validation split.
+    pub val_balanced_accuracy: f64,
+    /// Validation F1: of class 1 with two classes, macro F1 with more.
+    pub val_f1: f64,
+    pub seconds: f64,
+}
+
+/// What a finished trial reports to the store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrialOutcome {
+    /// Validation accuracy after the trial's last epoch (what its final weights score).
+    pub val_accuracy: f64,
+    /// Best validation accuracy over all epochs of both phases.
+    pub best_val_accuracy: f64,
+    pub val_loss: f64,
+    /// Validation balanced accuracy after the last epoch.
+    pub balanced_accuracy: f64,
+    /// Validation F1 after the last epoch.
+    pub f1: f64,
+    /// Best value of the trial's objective over all epochs (lowest for `val_loss`).
+    pub best_objective: f64,
+    /// Total epochs trained over both phases.
+    pub epochs: usize,
+    pub seconds: f64,
+}
+
+impl Objective {
+    /// This objective's value in one epoch's validation metrics.
+    pub fn of_epoch(self, m: &EpochMetrics) -> f64 {
+        match self {
+            Objective::Accuracy => m.val_accuracy,
+            Objective::BalancedAccuracy => m.val_balanced_accuracy,
+            Objective::F1 => m.val_f1,
+            Objective::ValLoss => m.val_loss,
+        }
+    }
+
+    /// This objective's value of a trial's final weights.
+    pub fn of_outcome(self, o: &TrialOutcome) -> f64 {
+        match self {
+            Objective::Accuracy => o.val_accuracy,
+            Objective::BalancedAccuracy => o.balanced_accuracy,
+            Objective::F1 => o.f1,
+            Objective::ValLoss => o.val_loss,
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Training settings, defined once: the table every grid key, check, fingerprint and head-phase
+//! key is made from, and the `TrainSettings` a trial trains with.
+
+use super::vocabulary::{ClassWeights, Objective, Optimizer, Vocabulary};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use strum::VariantNames;
+
+/// One value of a grid axis or a fixed setting, as written in the grid file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl ParamValue {
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            ParamValue::Int(i) => Some(*i as f64),
+            ParamValue::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    fn as_count(&self) -> Option<u64> {
+        match self {
+            ParamValue::Int(i) => u64::try_from(*i).ok(),
+            _ => None,
+        }
+    }
+
+    fn as_name<T: Vocabulary>(&self) -> Option<T> {
+        match self {
+            ParamValue::Str(s) => T::parse(s),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::Bool(b) => write!(f, "{b}"),
+            ParamValue::Int(i) => write!(f, "{i}"),
+            ParamValue::Float(x) => write!(f, "{x}"),
+            ParamValue::Str(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// Every setting that one trial trains with: the `[train]` table with the grid's axes applied.
+/// Each field is a row of [`SETTINGS`] (a test keeps the two in step).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    pub learning_rate: f64,
+    pub dropout: f64,
+    /// Hidden units of the head; 0 means a single linear layer.
+    pub head_size: usize,
+    /// Final backbone blocks fine-tuned after the head phase; 0 means head only.
+    pub unfreeze_depth: usize,
+    pub batch_size: usize,
+    pub head_epochs: usize,
+    pub finetune_epochs: usize,
+    /// Epochs without a better objective before a phase stops early.
+    pub patience: usize,
+    /// Fine-tune learning rate = learning_rate x finetune_lr_factor.
+    pub finetune_lr_factor: f64,
+    pub optimizer: Optimizer,
+    pub weight_decay: f64,
+    pub seed: u64,
+    /// Left out of the JSON when default, so trial keys made before it existed stay the same.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub objective: Objective,
+    /// Left out of the JSON when default, so trial keys made before it existed stay the same.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub class_weights: ClassWeights,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            learning_rate: 1e-3,
+            dropout: 0.0,
+            head_size: 0,
+            unfreeze_depth: 0,
+            batch_size: 32,
+            head_epochs: 5,
+            finetune_epochs: 3,
+            patience: 2,
+            finetune_lr_factor: 0.1,
+            optimizer: Optimizer::Adam,
+            weight_decay: 0.0,
+            seed: 0,
+            objective: Objective::Accuracy,
+            class_weights: ClassWeights::None,
+        }
+    }
+}
+
+/// The values a setting accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    /// A finite number > 0.
+    Positive,
+    /// A finite number >= 0.
+    NonNegative,
+    /// A number in [0, 1).
+    Fraction,
+    /// A whole number from `min` to `max`.
+    Count { min: u64, max: u64 },
+    /// A whole number from 0 to the backbone's block count.
+    Blocks,
+    /// One of these names.
+    Choice(&'static [&'static str]),
+}
+
+/// Which training a setting changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affects {
+    /// The head phase, and so everything after it: trials differing here share no head phase.
+    HeadPhase,
+    /// Only the fine-tune phase: trials differing only here share one head phase.
+    FinetuneOnly,
+}
+
+/// One training setting: its name in grid files, what it accepts, which phase it changes,
+/// how it is read from and written to `TrainSettings`, and what it means.
+pub struct Setting {
+    pub name: &'static str,
+    pub range: Range,
+    pub affects: Affects,
+    /// False for the seed only: it belongs in `[study]` or as a `[grid]` axis.
+    pub in_train_table: bool,
+    /// Left out of trial keys and fingerprints at its default (settings added after studies
+    /// existed, so that theirs stay the same).
+    pub omitted_at_default: bool,
+    pub doc: &'static str,
+    pub get: fn(&TrainSettings) -> ParamValue,
+    /// Sets the field from a value [`Range`] accepted (a value of another shape leaves it).
+    pub set: fn(&mut TrainSettings, &ParamValue),
+}
+
+/// Largest hidden layer a head may have.
+const MAX_HEAD_SIZE: u64 = 65536;
+/// Largest count otherwise (what the store's integers hold).
+const MAX_COUNT: u64 = i64::MAX as u64;
+
+fn put<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
+}
+
+fn size(value: &ParamValue) -> Option<usize> {
+    value.as_count().and_then(|c| usize::try_from(c).ok())
+}
+
+fn int(count: usize) -> ParamValue {
+    ParamValue::Int(i64::try_from(count).unwrap_or(i64::MAX))
+}
+
+fn name<T: Vocabulary>(value: T) -> ParamValue {
+    ParamValue::Str(value.as_str().to_string())
+}
+
+/// Every training setting, in `TrainSettings` order.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "learning_rate",
+        range: Range::Positive,
+        affects: Affects::HeadPhase,
+        in_train_table: true,
+        omitted_at_default: false,
+        doc:
+            "step size of the head phase (the fine-tune phase multiplies it by finetune_lr_factor)",
+        get: |s| ParamValue::Float(s.learning_rate),
+        set: |s, v| put(&mut s.learning_rate, v.as_f64()),
+    },
+    Setting {
+        name: "dropout",
+        range: Range::Fraction,
+        affects: Affects::HeadPhase,
+        in_train_table: true,
+        omitted_at_default: false,
+        doc: "dropout before the head's layers, in [0, 1)",
+        get: |s| ParamValue::Float(s.dropout),
+        set: |s, v| put(&mut s.dropout, v.as_f64()),
+    },
+    Setting {
+        name: "head_size",
+        range: Range::Count {
+            min: 0,
+            max: MAX_HEAD_SIZE,
+        },
+        affects: Affects::HeadPhase,
+        in_train_table: true,
+        omitted_at_default: false,
+        doc: "hidden units of the head; 0 = a single linear layer",
+        get: |s| int(s.head_size),
+        set: |s, v| put(&mut s.head_size, size(v)),
+    },
+    Setting {
+        name: "unfreeze_depth",
+        range: Range::Blocks,
+        affects: Affects::FinetuneOnly,
+        in_train_table: true,
+        omitted_at_default: false,
+        doc: "last backbone blocks fine-tuned after the head phase; 0 = head only",
+        get: |s| int(s.unfreeze_depth),
+        set: |s, v| put(&mut s.unfreeze_depth, size(v)),
+    },
+    Setting {
+        name: "batch_size",
+        range: Range::Count {
+            min: 1,
+            max: MAX_COUNT,
+        },
+        affects: Affects::HeadPhase,
+        in_train_table: true,
+        omitted_at_default: false,
+        doc: "images per training step, in both phases",
+        get: |s| int(s.batch_size),
+        set: |s, v| put(&mut s.batch_size, size(v)),
+    },
+    Setting {
+        name: "head_epochs",
+        range: Range::Count {
+            min: 1,
+            max: MAX_COUNT,
+        },
+        affects: Affects::HeadPhase,
+        in_train_table: true,
+        omitted_at_default: false,
+        doc: "most epochs of the head phase",
+        get: |s| int(s.head_epochs),
+        set: |s, v| put(&mut s.head_epochs, size(v)),
+    },
+    Setting {
+        name: "finetune_epochs",
+        range: Range::Count {
+            min: 0,
+            max: MAX_COUNT,
+        },
+        affects: Affects::FinetuneOnly,
+        in_train_table: true,
+        omitted_at_default: false,
+        doc: "most epochs of the fine-tune phase",
+        get: |s| int(s.finetune_epochs),
+        set: |s, v| put(&mut s.finetune_epochs, size(v)),
+    },
+    Setting {
+        name: "patience",
+        range: Range::Count {
+            min: 0,
+            max: MAX_COUNT,
+        },
+        affects: Affects::HeadPhase,
+        in_train_table: true,
+        omitted_at_default: false,
+        doc: "epochs without a better objective before a phase stops; 0 = never stop early",
+        get: |s| int(s.patience),
+        set: |s, v| put(&mut s.patience, size(v)),
+    },
+    Setting {
+        name: "finetune_lr_factor",
+        range: Range::Positive,
+        affects: Affects::FinetuneOnly,
+        in_train_table: true,
+        omitted_at_default: false,
+        doc: "fine-tune learning rate = learning_rate x this",
+        get: |s| ParamValue::Float(s.finetune_lr_factor),
+        set: |s, v| put(&mut s.finetune_lr_factor, v.as_f64()),
+    },
+    Setting {
+        name: "optimizer",
+        range: Range::Choice(Optimizer::VARIANTS),
+        affects: Affects::HeadPhase,
+        in_train_table: true,
+        omitted_at_default: false,
+        doc: "the optimiser of both phases",
+        get: |s| name(s.optimizer),
+        set: |s, v| put(&mut s.optimizer, v.as_name()),
+    },
+    Setting {
+        name: "weight_decay",
+        range: Range::NonNegative,
+        affects: Affects::HeadPhase,
+        in_train_table: true,
+        omitted_at_default: false,
+        doc: "L2 weight decay of both phases (decoupled for adamw)",
+        get: |s| ParamValue::Float(s.weight_decay),
+        set: |s, v| put(&mut s.weight_decay, v.as_f64()),
+    },
+    Setting {
+        name: "seed",
+        range: Range::Count {
+            min: 0,
+            max: MAX_COUNT,
+        },
+        affects: Affects::HeadPhase,
+        in_train_table: false,
+        omitted_at_default: false,
+        doc: "seeds head init, dropout and shuffling (set in [study], or as a [grid] axis)",
+        get: |s| ParamValue::Int(i64::try_from(s.seed).unwrap_or(i64::MAX)),
+        set: |s, v| put(&mut s.seed, v.as_count()),
+    },
+    Setting {
+        name: "objective",
+        range: Range::Choice(Objective::VARIANTS),
+        affects: Affects::HeadPhase,
+        in_train_table: true,
+        omitted_at_default: true,
+        doc: "what early stopping watches and the report ranks by (val_loss: lower is better)",
+        get: |s| name(s.objective),
+        set: |s, v| put(&mut s.objective, v.as_name()),
+    },
+    Setting {
+        name: "class_weights",
+        range: Range::Choice(ClassWeights::VARIANTS),
+        affects: Affects::HeadPhase,
+        in_train_table: true,
+        omitted_at_default: true,
+        doc: "balanced: weigh class c by n / (n_classes x count_c) in the training loss",
+        get: |s| name(s.class_weights),
+        set: |s, v| put(&mut s.class_weights, v.as_name()),
+    },
+];
+
+/// The setting of that name.
+pub fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+impl Setting {
+    fn is_default_in(&self, settings: &TrainSettings) -> bool {
+        (self.get)(settings) == (self.get)(&TrainSettings::default())
+    }
+}
+
+impl TrainSettings {
+    /// Sets the setting `name` (unknown names are refused by the grid before this).
+    pub fn apply(&mut self, name: &str, value: &ParamValue) {
+        if let Some(s) = setting(name) {
+            (s.set)(self, value);
+        }
+    }
+
+    /// The value of every head-phase setting: trials with equal keys share one head phase.
+    pub fn head_phase_key(&self) -> String {
+        SETTINGS
+            .iter()
+            .filter(|s| s.affects == Affects::HeadPhase)
+            .map(|s| format!("{}={}", s.name, (s.get)(self)))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    /// The settings as a JSON object by name, leaving out `except` and the settings omitted at
+    /// their default (what fingerprints compare).
+    pub fn to_json_except(&self, except: &[&str]) -> serde_json::Map<String, serde_json::Value> {
+        SETTINGS
+            .iter()
+            .filter(|s| !except.contains(&s.name))
+            .filter(|s| !(s.omitted_at_default && s.is_default_in(self)))
+            .map(|s| {
+                let value = serde_json::to_value((s.get)(self)).unwrap_or_default();
+                (s.name.to_string(), value)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "settings_tests.rs"]
+mod tests;
