@@ -1,9 +1,9 @@
-//! Entry point: parse the command line, run the command, map errors to exit codes.
+//! Entry point: parse the command line, run the command, and exit as `error::classify` says.
 
 use clap::Parser;
 use gridsearch::cli::{Cli, Command};
-use gridsearch::commands::{self, Exit};
-use gridsearch::error::InputError;
+use gridsearch::commands;
+use gridsearch::error::classify;
 use std::process::ExitCode;
 
 // glibc's malloc maps every large temporary afresh; the page faults cost more than the kernels.
@@ -25,23 +25,15 @@ fn main() -> ExitCode {
         Command::Similar(args) => commands::similar::run(args),
         Command::Serve(args) => commands::serve::run(args, cli.quiet),
     };
-    match result {
-        Ok(exit) => ExitCode::from(exit as u8),
+    let exit = match result {
+        Ok(exit) => exit,
         Err(error) => {
-            if let Some(failure) = gridsearch::store::write_failure(&error) {
-                eprintln!(
-                    "error: {}: cannot write ({failure}): is the disk full? Everything stored \
-                     before is kept: free space, then run the same command again",
-                    cli.db.display()
-                );
-                ExitCode::from(Exit::BadInput as u8)
-            } else if let Some(input) = error.downcast_ref::<InputError>() {
-                eprintln!("error: {input}");
-                ExitCode::from(Exit::BadInput as u8)
-            } else {
-                eprintln!("error: {error:#}");
-                ExitCode::from(Exit::Failure as u8)
+            let (exit, line) = classify(&error, &cli.db);
+            if let Some(line) = line {
+                eprintln!("error: {line}");
             }
+            exit
         }
-    }
+    };
+    ExitCode::from(exit as u8)
 }

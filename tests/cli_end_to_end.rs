@@ -260,3 +260,37 @@ fn grids_over_one_photo_set_share_one_decode_and_backbone_pass() {
         assert_eq!(report["counts"]["complete"], 1, "{study}");
     }
 }
+
+#[test]
+fn a_closed_standard_output_ends_quietly_with_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gs.db");
+    let grid = repo().join("grids/department.toml");
+    for args in [
+        vec!["plan", grid.to_str().unwrap()],
+        vec!["backbones"],
+        vec!["report", "--format", "md"],
+    ] {
+        if args[0] == "report" {
+            // A study to report on: one head-only trial.
+            let tiny = write_grid(dir.path(), "[1e-3]");
+            let out = gridsearch(&db, &["run", tiny.to_str().unwrap()]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // The reader is gone before the command writes a byte (as `| head -0` would be).
+        let mut child = common::command(&db, &args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

@@ -5,7 +5,7 @@ use crate::backbones::{BackboneInfo, BACKBONES};
 use std::fmt::Write;
 
 pub fn run() -> anyhow::Result<Exit> {
-    print!("{}", render(BACKBONES));
+    crate::out!("{}", render(BACKBONES));
     Ok(Exit::Ok)
 }
 

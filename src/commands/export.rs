@@ -48,7 +48,7 @@ pub fn run(args: &ExportArgs, db: &Path) -> anyhow::Result<Exit> {
         let folder = args.out.join(&study.name);
         saved.write_folder(&folder, &backbone)?;
         let outcome = &saved.card.trial.outcome;
-        println!(
+        crate::outln!(
             "{}: trial {} (val accuracy {:.4}, balanced {:.4}) -> {}",
             study.name,
             saved.card.trial.id,

@@ -13,7 +13,7 @@ pub fn run(args: &IndexArgs, quiet: bool) -> anyhow::Result<Exit> {
     let device = crate::model::default_device()?;
     let source = embedding_source(&args.embedding)?;
     let (index, _) = update_index(&args.dir, &args.index, source, &device, quiet)?;
-    println!(
+    crate::outln!(
         "indexed {} photos of {} -> {}",
         index.entries.len(),
         args.dir.display(),

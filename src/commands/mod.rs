@@ -12,16 +12,4 @@ pub mod serve;
 pub mod similar;
 pub mod status;
 
-/// Process exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Ok = 0,
-    /// An unexpected error (a bug, or the machine).
-    Failure = 1,
-    /// Bad input: grid, data, weights or database path.
-    BadInput = 2,
-    /// The sweep finished but some trials failed (recorded with their error).
-    TrialsFailed = 3,
-    /// Interrupted by Ctrl-C / SIGTERM; running trials were put back to pending.
-    Interrupted = 130,
-}
+pub use crate::error::Exit;

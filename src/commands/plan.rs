@@ -27,14 +27,14 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
         row.push(group.map_or("-".into(), |g| (g + 1).to_string()));
         table.add_row(row);
     }
-    println!(
+    crate::outln!(
         "study {} ({}), {} at {} px",
         grid.study_name,
         grid.path.display(),
         info.name,
         grid.data.image_size
     );
-    println!("{table}");
-    print!("{plan}");
+    crate::outln!("{table}");
+    crate::out!("{plan}");
     Ok(Exit::Ok)
 }

@@ -39,9 +39,9 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<Exit> {
                 error: result.as_ref().err().map(String::as_str),
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print!("{}", table(&args.images, &results));
+        crate::out!("{}", table(&args.images, &results));
     }
     Ok(if failed > 0 { Exit::BadInput } else { Exit::Ok })
 }

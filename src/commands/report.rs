@@ -22,9 +22,9 @@ pub fn run(args: &ReportArgs, db: &Path) -> anyhow::Result<Exit> {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("reports").join(format!("{}.html", study.name)));
             write_page(&path, &html::page(&report))?;
-            println!("wrote {}", path.display());
+            crate::outln!("wrote {}", path.display());
         }
-        None => print!("{}", render(&report, format)),
+        None => crate::out!("{}", render(&report, format)),
     }
     Ok(Exit::Ok)
 }

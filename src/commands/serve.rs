@@ -44,7 +44,7 @@ pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<Exit> {
         .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        println!("listening on http://{}", listener.local_addr()?);
+        crate::outln!("listening on http://{}", listener.local_addr()?);
         std::io::stdout().flush()?;
         axum::serve(listener, router(state))
             .with_graceful_shutdown(stop_requested())

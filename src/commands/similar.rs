@@ -33,10 +33,10 @@ pub fn run(args: &SimilarArgs) -> anyhow::Result<Exit> {
             ))
         })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&neighbours)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&neighbours)?);
     } else {
         for (rank, n) in neighbours.iter().enumerate() {
-            println!(
+            crate::outln!(
                 "{:>2}  {:.4}  {}",
                 rank + 1,
                 n.similarity,
@@ -76,22 +76,22 @@ fn evaluate(
             "median_query_ms": median_ms,
             "timed_queries": times.len(),
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(Exit::Ok);
     }
-    println!(
+    crate::outln!(
         "{}: {} photos; their {k} nearest other photos share the query's folder {:.1}% of the time",
         index.root.display(),
         agreement.queries,
         100.0 * agreement.rate()
     );
     for (folder, (hits, total)) in &agreement.by_folder {
-        println!(
+        crate::outln!(
             "  {folder:<12} {:.1}%",
             100.0 * *hits as f64 / (*total).max(1) as f64
         );
     }
-    println!(
+    crate::outln!(
         "one query (decode, embed, search {} photos): median {median_ms:.1} ms over {} queries",
         agreement.queries,
         times.len()

@@ -17,9 +17,9 @@ pub fn run(args: &StatusArgs, db: &Path) -> anyhow::Result<Exit> {
         .map_or(0.0, |d| d.as_secs_f64());
     let status = status(&study, &trials, now);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", render(&status));
+        crate::out!("{}", render(&status));
     }
     Ok(Exit::Ok)
 }

@@ -10,7 +10,4 @@ pub use features::FeatureBank;
 pub use phases::{finetune_phase, head_phase, summarize, PhaseContext};
 pub use plan::{HeadGroup, Plan};
 
-/// Raised from inside training when the user interrupts (Ctrl-C): nothing is recorded as failed.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted")]
-pub struct Interrupted;
+pub use crate::error::Interrupted;
