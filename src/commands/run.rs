@@ -13,10 +13,11 @@ use crate::model::{load_backbone, Backbone, Device};
 use crate::report::{build, render, Format};
 use crate::scheduler::{is_dead_worker, run_sweep, Destination, SweepSummary};
 use crate::store::{Recovered, Store};
+use crate::sweep::{group, FrozenKey, StudyNeeds};
 use crate::train::features::SharedActivations;
 use crate::train::{FeatureBank, Interrupted, PhaseContext, Plan};
 use crate::trial::{StudyRecord, TrialSpec, TrialState};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -147,30 +148,43 @@ struct CheckedGrid<'g> {
     grid: &'g Grid,
     dataset: Dataset,
     backbone: Arc<dyn Backbone>,
+    frozen: FrozenKey,
 }
 
 /// Everything that can be wrong with the input, checked before any work: every grid's data
 /// folders are listed and split, every weights file is loaded (once, shared by the grids
-/// that name it).
+/// that name it, however they spell its path).
 fn check_inputs<'g>(grids: &'g [Grid], device: &Device) -> anyhow::Result<Vec<CheckedGrid<'g>>> {
     let mut loaded: HashMap<(String, PathBuf), Arc<dyn Backbone>> = HashMap::new();
     let mut checked = Vec::with_capacity(grids.len());
     for grid in grids {
         let dataset = load_dataset(&grid.data, grid.seed)?;
-        let key = (grid.model.backbone.clone(), grid.model.weights.clone());
+        let model = &grid.model;
+        // A file that is not there has no canonical path: loading it says what is wrong.
+        let weights = model
+            .weights
+            .canonicalize()
+            .unwrap_or_else(|_| model.weights.clone());
+        let key = (model.backbone.clone(), weights);
         let backbone = match loaded.get(&key) {
             Some(backbone) => backbone.clone(),
             None => {
-                let model = load_backbone(&grid.model.backbone, &grid.model.weights, device)?;
-                let backbone: Arc<dyn Backbone> = Arc::from(model);
-                loaded.insert(key, backbone.clone());
+                let backbone: Arc<dyn Backbone> =
+                    Arc::from(load_backbone(&model.backbone, &model.weights, device)?);
+                loaded.insert(key.clone(), backbone.clone());
                 backbone
             }
         };
+        let (backbone_name, weights) = key;
         checked.push(CheckedGrid {
             grid,
             dataset,
             backbone,
+            frozen: FrozenKey {
+                backbone: backbone_name,
+                weights,
+                image_size: grid.data.image_size,
+            },
         });
     }
     Ok(checked)
@@ -262,13 +276,12 @@ fn checkpoint_keeper(
 ) -> anyhow::Result<CheckpointKeeper> {
     let grid = checked.grid;
     let info = checked.backbone.info();
-    let weights = grid.model.weights.canonicalize()?;
     let card = ModelCard {
         format: FORMAT.to_string(),
         study: study.to_string(),
         labels: checked.dataset.classes.clone(),
         backbone: info.name.to_string(),
-        backbone_weights: weights,
+        backbone_weights: checked.frozen.weights.clone(),
         backbone_sha256: None,
         image_size: grid.data.image_size,
         preprocessing: ModelCard::preprocessing_of(info),
@@ -334,47 +347,34 @@ fn queue_trials(
 }
 
 /// The frozen work of every study with trials to run: one decode and one backbone pass per
-/// (backbone weights, image size), over the union of those studies' images, recording every
-/// boundary any of them needs. Seven attributes of one photo set cost one pass, not seven.
+/// group (backbone, weights file, image size), over the union of those studies' images,
+/// recording every boundary any of them needs. Seven attributes of one photo set cost one
+/// pass, not seven.
 fn shared_frozen_work(
     studies: &[CheckedGrid],
     queued: &[Queued],
     device: &Device,
     options: &Options,
 ) -> anyhow::Result<Vec<Option<Arc<SharedActivations>>>> {
-    let mut groups: Vec<((usize, usize), Vec<usize>)> = Vec::new();
-    for (i, (checked, queued)) in studies.iter().zip(queued).enumerate() {
-        if queued.todo.is_empty() {
-            continue;
-        }
-        let key = (
-            Arc::as_ptr(&checked.backbone) as *const () as usize,
-            checked.grid.data.image_size,
-        );
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((key, vec![i])),
-        }
-    }
+    let needs: Vec<StudyNeeds> = studies
+        .iter()
+        .zip(queued)
+        .map(|(checked, queued)| StudyNeeds {
+            key: &checked.frozen,
+            train: &checked.dataset.train,
+            val: &checked.dataset.val,
+            boundaries: &queued.plan.boundaries,
+            trials: queued.todo.len(),
+        })
+        .collect();
     let mut shared = vec![None; studies.len()];
-    for ((_, size), members) in groups {
-        let mut seen = HashSet::new();
-        let samples: Vec<Sample> = members
-            .iter()
-            .flat_map(|&i| {
-                studies[i]
-                    .dataset
-                    .train
-                    .iter()
-                    .chain(&studies[i].dataset.val)
-            })
-            .filter(|s| seen.insert(s.path.clone()))
-            .cloned()
-            .collect();
-        let boundaries: BTreeSet<usize> = members
-            .iter()
-            .flat_map(|&i| queued[i].plan.boundaries.iter().copied())
-            .collect();
+    for group in group(&needs) {
+        let (size, members, samples, boundaries) = (
+            group.key.image_size,
+            group.members,
+            group.samples,
+            group.boundaries,
+        );
         let clock = Instant::now();
         let images = decode(&samples, size, options.quiet);
         let progress = bar(images.samples.len(), "backbone", options.quiet);
