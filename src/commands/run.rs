@@ -1,6 +1,6 @@
 //! `gridsearch run GRID...`: validate every grid, then run each study's unfinished trials.
 
-use super::progress::bar;
+use super::progress::Bars;
 use super::Exit;
 use crate::checkpoints::{self, CheckpointKeeper};
 use crate::cli::RunArgs;
@@ -11,7 +11,7 @@ use crate::grid::{fingerprint_changes, Grid};
 use crate::inference::card::{ModelCard, TrialSummary, FORMAT};
 use crate::model::{load_backbone, Backbone, Device};
 use crate::report::{build, render, Format};
-use crate::scheduler::{is_dead_worker, run_sweep, Destination, SweepSummary};
+use crate::scheduler::{is_dead_worker, run_sweep, Destination, Progress, SweepSummary, Work};
 use crate::store::{Recovered, Store};
 use crate::sweep::{group, FrozenKey, StudyNeeds};
 use crate::train::features::SharedActivations;
@@ -34,6 +34,7 @@ struct Options<'a> {
     max_attempts: u32,
     keep_checkpoints: usize,
     cancel: &'a AtomicBool,
+    progress: &'a dyn Progress,
 }
 
 pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
@@ -59,6 +60,7 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
         max_attempts: args.max_attempts,
         keep_checkpoints: args.keep_checkpoints,
         cancel: &cancel,
+        progress: &Bars::new(quiet),
     };
     // Every study is queued first: their plans decide the frozen work, done once for all.
     let queued = studies
@@ -231,7 +233,7 @@ fn run_study(
         cancel: options.cancel,
     };
     let clock = Instant::now();
-    let progress = bar(queued.todo.len(), "trials", options.quiet);
+    options.progress.start(Work::Trials, queued.todo.len());
     let checkpoints = checkpoint_keeper(checked, &queued.study.name, options)?;
     let destination = Destination {
         db: options.db,
@@ -243,9 +245,9 @@ fn run_study(
         destination,
         queued.plan.groups,
         options.jobs,
-        &progress,
+        options.progress,
     )?;
-    progress.finish_and_clear();
+    options.progress.finish();
     if options.cancel.load(Ordering::SeqCst) {
         return Ok(summary);
     }
@@ -376,9 +378,10 @@ fn shared_frozen_work(
             group.boundaries,
         );
         let clock = Instant::now();
-        let images = decode(&samples, size, options.quiet);
-        let progress = bar(images.samples.len(), "backbone", options.quiet);
-        let tick = |n: usize| progress.inc(n as u64);
+        let images = decode(&samples, size, options.progress);
+        let progress = options.progress;
+        progress.start(Work::Backbone, images.samples.len());
+        let tick = |n: usize| progress.advance(n);
         let backbone = studies[members[0]].backbone.as_ref();
         let activations = SharedActivations::record(
             backbone,
@@ -388,7 +391,7 @@ fn shared_frozen_work(
             options.cancel,
             &tick,
         )?;
-        progress.finish_and_clear();
+        progress.finish();
         if !options.quiet {
             eprintln!(
                 "backbone pass: {} images at {size} px in {:.1} s, shared by {} studies",
@@ -406,10 +409,10 @@ fn shared_frozen_work(
 }
 
 /// Decode images once, reporting each file that could not be read once.
-fn decode(samples: &[Sample], size: usize, quiet: bool) -> DecodedImages {
-    let progress = bar(samples.len(), "decode", quiet);
-    let (images, skipped) = decode_all(samples, size, &|| progress.inc(1));
-    progress.finish_and_clear();
+fn decode(samples: &[Sample], size: usize, progress: &dyn Progress) -> DecodedImages {
+    progress.start(Work::Decode, samples.len());
+    let (images, skipped) = decode_all(samples, size, &|| progress.advance(1));
+    progress.finish();
     for s in &skipped {
         eprintln!(
             "warning: {}: skipped, not a readable image ({})",
