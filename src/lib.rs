@@ -14,6 +14,7 @@ pub mod scheduler;
 pub mod serve;
 pub mod similarity;
 pub mod store;
+pub mod sweep;
 pub mod threads;
 pub mod train;
 pub mod trial;

@@ -1,16 +1,49 @@
-//! Runs a plan's head groups on a pool of workers: claims, epochs, outcomes, Ctrl-C.
+//! Runs a plan's head groups on a pool of workers: claims, epochs, outcomes, Ctrl-C, progress.
 
 use crate::checkpoints::{CheckpointKeeper, TrainedModel};
 use crate::store::Store;
 use crate::train::phases::{FineTuned, HeadPhase};
 use crate::train::{finetune_phase, head_phase, summarize, HeadGroup, Interrupted, PhaseContext};
 use crate::trial::{EpochMetrics, TrialRecord};
-use indicatif::ProgressBar;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// The kinds of long work a caller may want to show progress of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Reading and resizing image files (steps: images).
+    Decode,
+    /// The frozen backbone pass (steps: images).
+    Backbone,
+    /// Training a study's trials (steps: trials).
+    Trials,
+}
+
+/// Progress of long work, told to whoever shows it (a bar, a log, nothing). One piece of work
+/// runs at a time: `start`, any number of `advance` and `message` (from any thread), `finish`.
+pub trait Progress: Sync {
+    /// Work of this kind begins, `total` steps long.
+    fn start(&self, work: Work, total: usize);
+    /// `n` more steps are done.
+    fn advance(&self, n: usize);
+    /// What is being done now (e.g. the trial in training).
+    fn message(&self, text: &str);
+    /// The work is over (finished or interrupted).
+    fn finish(&self);
+}
+
+/// Progress that nobody watches.
+pub struct Unwatched;
+
+impl Progress for Unwatched {
+    fn start(&self, _: Work, _: usize) {}
+    fn advance(&self, _: usize) {}
+    fn message(&self, _: &str) {}
+    fn finish(&self) {}
+}
 
 /// How a sweep ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +76,7 @@ pub fn run_sweep(
     destination: Destination,
     groups: Vec<HeadGroup>,
     jobs: usize,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> anyhow::Result<SweepSummary> {
     let queue = Mutex::new(VecDeque::from(groups));
     let worker_name = format!("{}-{}", hostname(), std::process::id());
@@ -83,7 +116,7 @@ fn work(
     destination: Destination,
     queue: &Mutex<VecDeque<HeadGroup>>,
     name: &str,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> anyhow::Result<SweepSummary> {
     let mut store = Store::open(destination.db)?;
     let mut summary = SweepSummary::default();
@@ -131,7 +164,7 @@ fn run_group(
     destination: Destination,
     group: &HeadGroup,
     worker: &str,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> anyhow::Result<SweepSummary> {
     let keys: Vec<String> = group.trials.iter().map(|t| t.key.clone()).collect();
     let claimed = store.claim(destination.study_id, &keys, worker)?;
@@ -152,12 +185,12 @@ fn train_group(
     store: &mut Store,
     checkpoints: &CheckpointKeeper,
     claimed: &[TrialRecord],
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> anyhow::Result<SweepSummary> {
     let mut summary = SweepSummary::default();
     let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
     let started = Instant::now();
-    progress.set_message(format!("head phase {}", describe(&claimed[0])));
+    progress.message(&format!("head phase {}", describe(&claimed[0])));
     let mut record_head_epoch = |m: &EpochMetrics| {
         for &id in &ids {
             store.record_epoch(id, m)?;
@@ -175,7 +208,7 @@ fn train_group(
         Err(e) => {
             for &id in &ids {
                 store.fail_trial(id, &format!("head phase: {e:#}"))?;
-                progress.inc(1);
+                progress.advance(1);
             }
             summary.failed = ids.len();
             return Ok(summary);
@@ -183,7 +216,7 @@ fn train_group(
     };
     let head_seconds = started.elapsed().as_secs_f64();
     for (i, trial) in claimed.iter().enumerate() {
-        progress.set_message(format!("fine-tune {}", describe(trial)));
+        progress.message(&format!("fine-tune {}", describe(trial)));
         let mut record = |m: &EpochMetrics| {
             store.record_epoch(trial.id, m)?;
             // The whole group's claim stays alive while its branches train one by one.
@@ -223,7 +256,7 @@ fn train_group(
                 summary.failed += 1;
             }
         }
-        progress.inc(1);
+        progress.advance(1);
     }
     Ok(summary)
 }
