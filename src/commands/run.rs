@@ -59,6 +59,11 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// Prints to standard output; once its reader has gone (`| head`), the sweep goes on unprinted.
+fn stdout(text: &str) {
+    let _closed = crate::error::print(text);
+}
+
 /// What the user reads of the sweep: progress notes on stderr (not with --quiet), each
 /// study's ranked trials on stdout.
 fn say(event: &Event, quiet: bool) {
@@ -75,7 +80,7 @@ fn say(event: &Event, quiet: bool) {
             study,
             todo: 0,
             added,
-        } => println!("study {study}: every trial is finished ({added} new)"),
+        } => stdout(&format!("study {study}: every trial is finished ({added} new)\n")),
         Event::Queued { .. } | Event::FrozenWork { .. } | Event::Training { .. } if quiet => {}
         Event::Queued { study, todo, added } => {
             eprintln!("study {study}: {todo} trials to run ({added} new)")
@@ -114,7 +119,7 @@ fn say(event: &Event, quiet: bool) {
                     ),
                 }
             }
-            print!("{}", render(&build(study, trials, Some(5)), Format::Table));
+            stdout(&render(&build(study, trials, Some(5)), Format::Table));
         }
     }
 }
