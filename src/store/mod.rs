@@ -4,16 +4,22 @@ use crate::error::InputError;
 use crate::trial::{
     EpochMetrics, Phase, StudyRecord, TrialOutcome, TrialRecord, TrialSpec, TrialState,
 };
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use rusqlite::{
-    params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod errors;
 mod schema;
 
+pub use errors::write_failure;
+use errors::{
+    ensure_one_trial_changed, not_sqlite_error, open_error, read_only_error,
+    write_transaction_error,
+};
 use schema::{check_readable_version, refuse_newer_schema, schema_version};
 
 /// How long a statement waits for another connection's lock before giving up.
@@ -439,16 +445,9 @@ impl Store {
 
     /// A transaction that takes the write lock at once, so it never fails half-way on a busy lock.
     fn write_transaction(&mut self) -> anyhow::Result<Transaction<'_>> {
-        let path = self.path.display().to_string();
         self.conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| match e.sqlite_error_code() {
-                Some(ErrorCode::ReadOnly) => InputError::new(format!(
-                    "{path}: database is read-only (this command writes to it)"
-                ))
-                .into(),
-                _ => anyhow!(e).context(format!("{path}: starting a write transaction")),
-            })
+            .map_err(|e| write_transaction_error(&self.path, e))
     }
 }
 
@@ -493,32 +492,6 @@ fn refuse_non_sqlite_file(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-fn not_sqlite_error(path: &Path) -> InputError {
-    InputError::new(format!(
-        "{}: not a SQLite database (the file holds something else; give another database path)",
-        path.display()
-    ))
-}
-
-fn read_only_error(path: &Path) -> InputError {
-    InputError::new(format!(
-        "{}: database is read-only (this command needs to write to it and its folder)",
-        path.display()
-    ))
-}
-
-/// Phrase a SQLite failure while opening as an input error where the file is at fault.
-fn open_error(path: &Path, error: rusqlite::Error) -> anyhow::Error {
-    match error.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) => not_sqlite_error(path).into(),
-        Some(ErrorCode::ReadOnly) => read_only_error(path).into(),
-        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
-            InputError::new(format!("{}: cannot open database: {error}", path.display())).into()
-        }
-        _ => anyhow!(error).context(format!("{}: opening database", path.display())),
-    }
-}
-
 /// WAL for concurrent readers and writers, foreign keys enforced, fsync only at checkpoints.
 fn configure_for_writing(conn: &Connection) -> rusqlite::Result<()> {
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
@@ -534,13 +507,6 @@ fn configure_for_writing(conn: &Connection) -> rusqlite::Result<()> {
 
 fn delete_epochs(tx: &Transaction<'_>, trial_id: i64) -> rusqlite::Result<usize> {
     tx.execute("DELETE FROM epochs WHERE trial_id = ?1", [trial_id])
-}
-
-fn ensure_one_trial_changed(changed: usize, trial_id: i64) -> anyhow::Result<()> {
-    if changed != 1 {
-        bail!("no trial with id {trial_id} in the database");
-    }
-    Ok(())
 }
 
 fn study_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StudyRecord> {
@@ -703,21 +669,6 @@ impl EpochRow {
             seconds: metric(self.seconds),
         })
     }
-}
-
-/// When `error` comes from SQLite failing to write (disk full, or an I/O error beneath it),
-/// its one-line description; such errors are the machine's, not the sweep's.
-pub fn write_failure(error: &anyhow::Error) -> Option<String> {
-    error
-        .chain()
-        .filter_map(|cause| cause.downcast_ref::<rusqlite::Error>())
-        .find(|e| {
-            matches!(
-                e.sqlite_error_code(),
-                Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure)
-            )
-        })
-        .map(|e| e.to_string().lines().next().unwrap_or_default().to_string())
 }
 
 #[cfg(test)]

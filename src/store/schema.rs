@@ -1,6 +1,7 @@
 //! The SQLite schema: its text, its version (`PRAGMA user_version`), the migrations and the version checks.
 
-use super::{open_error, Store};
+use super::errors::open_error;
+use super::Store;
 use crate::error::InputError;
 use anyhow::Context;
 use rusqlite::Connection;

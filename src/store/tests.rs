@@ -1,5 +1,6 @@
 //! Unit tests of the store: round trips, state moves, recovery, migrations, refusals, concurrency.
 
+use super::errors::open_error;
 use super::schema::{schema_version, SCHEMA_V1};
 use super::*;
 use crate::trial::{Optimizer, ParamValue, TrainSettings};
