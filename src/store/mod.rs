@@ -1,10 +1,8 @@
 //! The only door to SQLite: opens and migrates the database, and stores studies, trials and epochs.
 
 use crate::error::InputError;
-use crate::trial::{
-    EpochMetrics, Phase, StudyRecord, TrialOutcome, TrialRecord, TrialSpec, TrialState,
-};
-use anyhow::{anyhow, Context};
+use crate::trial::{EpochMetrics, StudyRecord, TrialOutcome, TrialRecord, TrialSpec};
+use anyhow::Context;
 use rusqlite::{
     params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
@@ -12,14 +10,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod columns;
 mod errors;
+mod rows;
 mod schema;
 
+use columns::{study_from_row, EPOCH_COLUMNS, TRIAL_COLUMNS};
 pub use errors::write_failure;
 use errors::{
     ensure_one_trial_changed, not_sqlite_error, open_error, read_only_error,
     write_transaction_error,
 };
+use rows::{count_to_sql, EpochRow, TrialRow};
 use schema::{check_readable_version, refuse_newer_schema, schema_version};
 
 /// How long a statement waits for another connection's lock before giving up.
@@ -34,15 +36,6 @@ macro_rules! now_sql {
         "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
     };
 }
-
-/// The trial columns every trial query selects, in the order `TrialRow::from_row` reads them.
-const TRIAL_COLUMNS: &str = "id, study_id, trial_key, params_json, settings_json, state, \
-     val_accuracy, best_val_accuracy, val_loss, epochs, seconds, error, started_at, finished_at, \
-     balanced_accuracy, f1, best_objective";
-
-const EPOCH_COLUMNS: &str =
-    "phase, epoch, train_loss, train_accuracy, val_loss, val_accuracy, seconds, \
-     val_balanced_accuracy, val_f1";
 
 /// Head epochs first, then fine-tune epochs, each by epoch number.
 const EPOCH_ORDER: &str = "CASE phase WHEN 'head' THEN 0 ELSE 1 END, epoch";
@@ -509,166 +502,10 @@ fn delete_epochs(tx: &Transaction<'_>, trial_id: i64) -> rusqlite::Result<usize>
     tx.execute("DELETE FROM epochs WHERE trial_id = ?1", [trial_id])
 }
 
-fn study_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StudyRecord> {
-    Ok(StudyRecord {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        grid_toml: row.get(2)?,
-        created_at: row.get(3)?,
-    })
-}
-
 fn trial_by_id(conn: &Connection, trial_id: i64) -> anyhow::Result<TrialRecord> {
     let sql = format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE id = ?1");
     conn.query_row(&sql, [trial_id], TrialRow::from_row)?
         .into_record()
-}
-
-/// SQLite integers are i64; counts of epochs always fit.
-fn count_to_sql(count: usize) -> anyhow::Result<i64> {
-    i64::try_from(count).with_context(|| format!("count {count} does not fit in SQLite"))
-}
-
-/// SQLite stores NaN as NULL, so a missing metric reads back as NaN.
-fn metric(value: Option<f64>) -> f64 {
-    value.unwrap_or(f64::NAN)
-}
-
-/// A trials row as stored, before its text columns are parsed.
-struct TrialRow {
-    id: i64,
-    study_id: i64,
-    key: String,
-    params_json: String,
-    settings_json: String,
-    state: String,
-    val_accuracy: Option<f64>,
-    best_val_accuracy: Option<f64>,
-    val_loss: Option<f64>,
-    epochs: Option<i64>,
-    seconds: Option<f64>,
-    error: Option<String>,
-    started_at: Option<String>,
-    finished_at: Option<String>,
-    balanced_accuracy: Option<f64>,
-    f1: Option<f64>,
-    best_objective: Option<f64>,
-}
-
-impl TrialRow {
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TrialRow> {
-        Ok(TrialRow {
-            id: row.get(0)?,
-            study_id: row.get(1)?,
-            key: row.get(2)?,
-            params_json: row.get(3)?,
-            settings_json: row.get(4)?,
-            state: row.get(5)?,
-            val_accuracy: row.get(6)?,
-            best_val_accuracy: row.get(7)?,
-            val_loss: row.get(8)?,
-            epochs: row.get(9)?,
-            seconds: row.get(10)?,
-            error: row.get(11)?,
-            started_at: row.get(12)?,
-            finished_at: row.get(13)?,
-            balanced_accuracy: row.get(14)?,
-            f1: row.get(15)?,
-            best_objective: row.get(16)?,
-        })
-    }
-
-    fn into_record(self) -> anyhow::Result<TrialRecord> {
-        let id = self.id;
-        let state = TrialState::parse(&self.state)
-            .ok_or_else(|| anyhow!("trial {id}: unknown state {:?}", self.state))?;
-        let outcome = match state {
-            TrialState::Complete => Some(self.outcome()?),
-            _ => None,
-        };
-        Ok(TrialRecord {
-            id,
-            study_id: self.study_id,
-            params: serde_json::from_str(&self.params_json)
-                .with_context(|| format!("trial {id}: reading its params"))?,
-            settings: serde_json::from_str(&self.settings_json)
-                .with_context(|| format!("trial {id}: reading its settings"))?,
-            key: self.key,
-            state,
-            outcome,
-            error: self.error,
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-        })
-    }
-
-    fn outcome(&self) -> anyhow::Result<TrialOutcome> {
-        let epochs = self
-            .epochs
-            .ok_or_else(|| anyhow!("trial {}: complete but without an epoch count", self.id))?;
-        Ok(TrialOutcome {
-            val_accuracy: metric(self.val_accuracy),
-            best_val_accuracy: metric(self.best_val_accuracy),
-            val_loss: metric(self.val_loss),
-            balanced_accuracy: metric(self.balanced_accuracy),
-            f1: metric(self.f1),
-            best_objective: metric(self.best_objective),
-            epochs: usize::try_from(epochs)
-                .with_context(|| format!("trial {}: bad epoch count {epochs}", self.id))?,
-            seconds: metric(self.seconds),
-        })
-    }
-}
-
-/// An epochs row as stored, before its phase is parsed.
-struct EpochRow {
-    phase: String,
-    epoch: i64,
-    train_loss: Option<f64>,
-    train_accuracy: Option<f64>,
-    val_loss: Option<f64>,
-    val_accuracy: Option<f64>,
-    seconds: Option<f64>,
-    val_balanced_accuracy: Option<f64>,
-    val_f1: Option<f64>,
-}
-
-impl EpochRow {
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EpochRow> {
-        EpochRow::from_row_at(row, 0)
-    }
-
-    /// Read the [`EPOCH_COLUMNS`] starting at column `first`.
-    fn from_row_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<EpochRow> {
-        Ok(EpochRow {
-            phase: row.get(first)?,
-            epoch: row.get(first + 1)?,
-            train_loss: row.get(first + 2)?,
-            train_accuracy: row.get(first + 3)?,
-            val_loss: row.get(first + 4)?,
-            val_accuracy: row.get(first + 5)?,
-            seconds: row.get(first + 6)?,
-            val_balanced_accuracy: row.get(first + 7)?,
-            val_f1: row.get(first + 8)?,
-        })
-    }
-
-    fn into_metrics(self, trial_id: i64) -> anyhow::Result<EpochMetrics> {
-        let phase = Phase::parse(&self.phase)
-            .ok_or_else(|| anyhow!("trial {trial_id}: unknown phase {:?}", self.phase))?;
-        Ok(EpochMetrics {
-            phase,
-            epoch: usize::try_from(self.epoch)
-                .with_context(|| format!("trial {trial_id}: bad epoch number {}", self.epoch))?,
-            train_loss: metric(self.train_loss),
-            train_accuracy: metric(self.train_accuracy),
-            val_loss: metric(self.val_loss),
-            val_accuracy: metric(self.val_accuracy),
-            val_balanced_accuracy: metric(self.val_balanced_accuracy),
-            val_f1: metric(self.val_f1),
-            seconds: metric(self.seconds),
-        })
-    }
 }
 
 #[cfg(test)]

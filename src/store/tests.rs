@@ -2,10 +2,16 @@
 
 use super::errors::open_error;
 use super::schema::{schema_version, SCHEMA_V1};
-use super::*;
-use crate::trial::{Optimizer, ParamValue, TrainSettings};
-use std::collections::BTreeSet;
+use super::{Recovered, Store};
+use crate::error::InputError;
+use crate::trial::{
+    EpochMetrics, Optimizer, ParamValue, Phase, TrainSettings, TrialOutcome, TrialSpec, TrialState,
+};
+use rusqlite::Connection;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 fn spec(key: &str, learning_rate: f64) -> TrialSpec {
     let mut params = BTreeMap::new();
