@@ -1,0 +1,156 @@
+//! The only door to SQLite: the public `Store` with its opening and write transactions, and `Recovered`.
+//!
+//! Each file has one job: `queries` holds the SQL of every operation, `schema` the schema and its
+//! migrations, `columns` how result rows are read, `rows` how stored rows become records, and
+//! `errors` the wording of failures. Only `rows` and the wording in `errors`
+//! (and `Recovered`) know nothing of SQLite; a second database would reuse them.
+
+use crate::error::InputError;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod columns;
+mod errors;
+mod queries;
+mod rows;
+mod schema;
+
+use errors::{not_sqlite_error, open_error, read_only_error, write_transaction_error};
+use schema::{check_readable_version, refuse_newer_schema, schema_version};
+
+/// How long a statement waits for another connection's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first 16 bytes of every SQLite 3 database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// What recovering abandoned trials did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    /// Back to pending, to run again.
+    pub requeued: usize,
+    /// Marked failed after too many attempts.
+    pub failed: usize,
+}
+
+/// A handle on one gridsearch database file.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) a database for reading and writing, migrated to the current schema.
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        create_parent_folders(path)?;
+        refuse_non_sqlite_file(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_error(path, e))?;
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(read_only_error(path).into());
+        }
+        refuse_newer_schema(&conn, path)?;
+        configure_for_writing(&conn).map_err(|e| open_error(path, e))?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Open an existing database for reading only (reports); it must already hold the current schema.
+    pub fn open_read_only(path: &Path) -> anyhow::Result<Store> {
+        if !path.exists() {
+            return Err(InputError::new(format!(
+                "{}: no such database (run `gridsearch run GRID` first)",
+                path.display()
+            ))
+            .into());
+        }
+        refuse_non_sqlite_file(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_error(path, e))?;
+        let version = schema_version(&conn).map_err(|e| open_error(path, e))?;
+        check_readable_version(path, version)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A transaction that takes the write lock at once, so it never fails half-way on a busy lock.
+    fn write_transaction(&mut self) -> anyhow::Result<Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| write_transaction_error(&self.path, e))
+    }
+}
+
+fn create_parent_folders(path: &Path) -> anyhow::Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                InputError::new(format!("{}: cannot create its folder: {e}", path.display()))
+            })?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuse an existing, non-empty file that does not start with the SQLite header (without touching it).
+fn refuse_non_sqlite_file(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    if path.is_dir() {
+        return Err(InputError::new(format!(
+            "{}: is a folder, not a database file",
+            path.display()
+        ))
+        .into());
+    }
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(InputError::new(format!("{}: cannot read: {e}", path.display())).into())
+        }
+    };
+    let mut header = Vec::with_capacity(SQLITE_HEADER.len());
+    file.by_ref()
+        .take(SQLITE_HEADER.len() as u64)
+        .read_to_end(&mut header)
+        .map_err(|e| InputError::new(format!("{}: cannot read: {e}", path.display())))?;
+    if header.is_empty() || header == SQLITE_HEADER {
+        Ok(())
+    } else {
+        Err(not_sqlite_error(path).into())
+    }
+}
+
+/// WAL for concurrent readers and writers, foreign keys enforced, fsync only at checkpoints.
+fn configure_for_writing(conn: &Connection) -> rusqlite::Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |row| {
+            row.get::<_, String>(0)
+        })?;
+    }
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

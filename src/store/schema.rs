@@ -1,0 +1,142 @@
+//! The SQLite schema: its text, its version (`PRAGMA user_version`), the migrations and the version checks.
+
+use super::errors::open_error;
+use super::Store;
+use crate::error::InputError;
+use anyhow::Context;
+use rusqlite::Connection;
+use std::path::Path;
+
+/// The schema version this build writes and reads (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 2;
+
+/// Migration steps: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+
+pub(super) const SCHEMA_V1: &str = "
+CREATE TABLE studies (
+    id INTEGER PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL,
+    grid_toml TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE trials (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    trial_key TEXT NOT NULL,
+    params_json TEXT NOT NULL,
+    settings_json TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'complete', 'failed')),
+    val_accuracy REAL,
+    best_val_accuracy REAL,
+    val_loss REAL,
+    epochs INTEGER,
+    seconds REAL,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    worker TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    heartbeat_at TEXT,
+    UNIQUE (study_id, trial_key)
+);
+CREATE INDEX trials_by_state ON trials(study_id, state);
+CREATE TABLE epochs (
+    trial_id INTEGER NOT NULL REFERENCES trials(id) ON DELETE CASCADE,
+    phase TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    train_loss REAL,
+    train_accuracy REAL,
+    val_loss REAL,
+    val_accuracy REAL,
+    seconds REAL,
+    PRIMARY KEY (trial_id, phase, epoch)
+);
+";
+
+/// Version 2: balanced accuracy and F1 per epoch and per trial, and the best of the objective.
+const SCHEMA_V2: &str = "
+ALTER TABLE trials ADD COLUMN balanced_accuracy REAL;
+ALTER TABLE trials ADD COLUMN f1 REAL;
+ALTER TABLE trials ADD COLUMN best_objective REAL;
+ALTER TABLE epochs ADD COLUMN val_balanced_accuracy REAL;
+ALTER TABLE epochs ADD COLUMN val_f1 REAL;
+";
+
+impl Store {
+    /// Apply the migration steps from the stored version up to [`SCHEMA_VERSION`] in one transaction.
+    pub(super) fn migrate(&mut self) -> anyhow::Result<()> {
+        let path = self.path.clone();
+        let tx = self.write_transaction()?;
+        let version = schema_version(&tx)?;
+        check_not_newer(&path, version)?;
+        if version == 0 && has_tables(&tx)? {
+            return Err(InputError::new(format!(
+                "{}: a SQLite database of another program (it has tables but no gridsearch schema)",
+                path.display()
+            ))
+            .into());
+        }
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        for (from, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(step)
+                .with_context(|| format!("{}: migrating schema version {from}", path.display()))?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+pub(super) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+pub(super) fn refuse_newer_schema(conn: &Connection, path: &Path) -> anyhow::Result<()> {
+    let version = schema_version(conn).map_err(|e| open_error(path, e))?;
+    check_not_newer(path, version)
+}
+
+fn check_not_newer(path: &Path, version: i64) -> anyhow::Result<()> {
+    if version > SCHEMA_VERSION {
+        return Err(InputError::new(format!(
+            "{}: database schema version {version} is newer than this gridsearch supports \
+             ({SCHEMA_VERSION}); use a newer gridsearch",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// A read-only handle cannot migrate, so it needs exactly the current schema.
+pub(super) fn check_readable_version(path: &Path, version: i64) -> anyhow::Result<()> {
+    check_not_newer(path, version)?;
+    if version == 0 {
+        return Err(InputError::new(format!(
+            "{}: not a gridsearch database (run `gridsearch run GRID` first)",
+            path.display()
+        ))
+        .into());
+    }
+    if version < SCHEMA_VERSION {
+        return Err(InputError::new(format!(
+            "{}: database schema version {version} is older than {SCHEMA_VERSION}; \
+             run `gridsearch run GRID` once to upgrade it",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
+        [],
+        |row| row.get(0),
+    )
+}
