@@ -30,6 +30,9 @@ pub enum Command {
     Status(StatusArgs),
     /// The backbones this build knows: blocks (unfreeze depths), image sizes, feature width.
     Backbones,
+    /// The training settings a grid may fix in [train] or vary in [grid]: defaults, accepted
+    /// values, the phase each changes.
+    Settings,
     /// Write each study's best trial as a self-describing model folder.
     Export(ExportArgs),
     /// Every exported attribute of each image, with probabilities.

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Report(args) => commands::report::run(args, &cli.db),
         Command::Status(args) => commands::status::run(args, &cli.db),
         Command::Backbones => commands::backbones::run(),
+        Command::Settings => commands::settings::run(),
         Command::Export(args) => commands::export::run(args, &cli.db),
         Command::Predict(args) => commands::predict::run(args),
         Command::Index(args) => commands::index::run(args, cli.quiet),

@@ -9,6 +9,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod serve;
+pub mod settings;
 pub mod similar;
 pub mod status;
 
