@@ -55,23 +55,22 @@ mod tests {
     #[test]
     fn one_row_per_setting_with_its_default_and_range() {
         let text = render(SETTINGS);
-        for s in SETTINGS {
-            let rows = text
-                .lines()
-                .filter(|l| l.contains(&format!(" {} ", s.name)));
-            assert_eq!(rows.count(), 1, "{}:\n{text}", s.name);
-        }
         let row = |name: &str| {
-            let needle = format!(" {name} ");
-            text.lines()
-                .find(|l| l.contains(&needle))
-                .unwrap()
-                .to_string()
+            let first_cell = format!("│ {name} ");
+            let rows: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with(&first_cell))
+                .collect();
+            assert_eq!(rows.len(), 1, "{name}:\n{text}");
+            rows[0].to_string()
         };
+        for s in SETTINGS {
+            row(s.name);
+        }
         assert!(row("learning_rate").contains("0.001"));
         assert!(row("unfreeze_depth").contains("fine-tune only"));
         assert!(row("head_size").contains("0..=65536"));
         assert!(row("optimizer").contains("adam, adamw or sgd"));
-        assert!(row("seed").contains("[study] or [grid]"));
+        assert!(row("seed ([study] or [grid])").contains("whole number >= 0"));
     }
 }
