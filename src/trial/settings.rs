@@ -147,9 +147,19 @@ pub struct Setting {
     pub set: fn(&mut TrainSettings, &ParamValue),
 }
 
+/// Whole numbers from 0, or from 1, up to what the store's integers hold.
+const AT_LEAST_0: Range = Range::Count {
+    min: 0,
+    max: MAX_COUNT,
+};
+const AT_LEAST_1: Range = Range::Count {
+    min: 1,
+    max: MAX_COUNT,
+};
+
 /// Largest hidden layer a head may have.
 const MAX_HEAD_SIZE: u64 = 65536;
-/// Largest count otherwise (what the store's integers hold).
+/// Largest count otherwise.
 const MAX_COUNT: u64 = i64::MAX as u64;
 
 fn put<T>(field: &mut T, value: Option<T>) {
@@ -170,167 +180,58 @@ fn name<T: Vocabulary>(value: T) -> ParamValue {
     ParamValue::Str(value.as_str().to_string())
 }
 
+use Affects::{FinetuneOnly, HeadPhase};
+
 /// Every training setting, in `TrainSettings` order.
+#[rustfmt::skip]
 pub const SETTINGS: &[Setting] = &[
-    Setting {
-        name: "learning_rate",
-        range: Range::Positive,
-        affects: Affects::HeadPhase,
-        in_train_table: true,
-        omitted_at_default: false,
-        doc:
-            "step size of the head phase (the fine-tune phase multiplies it by finetune_lr_factor)",
-        get: |s| ParamValue::Float(s.learning_rate),
-        set: |s, v| put(&mut s.learning_rate, v.as_f64()),
-    },
-    Setting {
-        name: "dropout",
-        range: Range::Fraction,
-        affects: Affects::HeadPhase,
-        in_train_table: true,
-        omitted_at_default: false,
-        doc: "dropout before each linear layer of the head",
-        get: |s| ParamValue::Float(s.dropout),
-        set: |s, v| put(&mut s.dropout, v.as_f64()),
-    },
-    Setting {
-        name: "head_size",
-        range: Range::Count {
-            min: 0,
-            max: MAX_HEAD_SIZE,
-        },
-        affects: Affects::HeadPhase,
-        in_train_table: true,
-        omitted_at_default: false,
-        doc: "hidden units of the head; 0 = a single linear layer",
-        get: |s| int(s.head_size),
-        set: |s, v| put(&mut s.head_size, size(v)),
-    },
-    Setting {
-        name: "unfreeze_depth",
-        range: Range::Blocks,
-        affects: Affects::FinetuneOnly,
-        in_train_table: true,
-        omitted_at_default: false,
-        doc: "last backbone blocks fine-tuned after the head phase; 0 = head only",
-        get: |s| int(s.unfreeze_depth),
-        set: |s, v| put(&mut s.unfreeze_depth, size(v)),
-    },
-    Setting {
-        name: "batch_size",
-        range: Range::Count {
-            min: 1,
-            max: MAX_COUNT,
-        },
-        affects: Affects::HeadPhase,
-        in_train_table: true,
-        omitted_at_default: false,
-        doc: "images per training step, in both phases",
-        get: |s| int(s.batch_size),
-        set: |s, v| put(&mut s.batch_size, size(v)),
-    },
-    Setting {
-        name: "head_epochs",
-        range: Range::Count {
-            min: 1,
-            max: MAX_COUNT,
-        },
-        affects: Affects::HeadPhase,
-        in_train_table: true,
-        omitted_at_default: false,
-        doc: "most epochs of the head phase",
-        get: |s| int(s.head_epochs),
-        set: |s, v| put(&mut s.head_epochs, size(v)),
-    },
-    Setting {
-        name: "finetune_epochs",
-        range: Range::Count {
-            min: 0,
-            max: MAX_COUNT,
-        },
-        affects: Affects::FinetuneOnly,
-        in_train_table: true,
-        omitted_at_default: false,
-        doc: "most epochs of the fine-tune phase",
-        get: |s| int(s.finetune_epochs),
-        set: |s, v| put(&mut s.finetune_epochs, size(v)),
-    },
-    Setting {
-        name: "patience",
-        range: Range::Count {
-            min: 0,
-            max: MAX_COUNT,
-        },
-        affects: Affects::HeadPhase,
-        in_train_table: true,
-        omitted_at_default: false,
-        doc: "epochs without a better objective before a phase stops; 0 = never stop early",
-        get: |s| int(s.patience),
-        set: |s, v| put(&mut s.patience, size(v)),
-    },
-    Setting {
-        name: "finetune_lr_factor",
-        range: Range::Positive,
-        affects: Affects::FinetuneOnly,
-        in_train_table: true,
-        omitted_at_default: false,
-        doc: "fine-tune learning rate = learning_rate x this",
-        get: |s| ParamValue::Float(s.finetune_lr_factor),
-        set: |s, v| put(&mut s.finetune_lr_factor, v.as_f64()),
-    },
-    Setting {
-        name: "optimizer",
-        range: Range::Choice(Optimizer::VARIANTS),
-        affects: Affects::HeadPhase,
-        in_train_table: true,
-        omitted_at_default: false,
-        doc: "the optimiser of both phases",
-        get: |s| name(s.optimizer),
-        set: |s, v| put(&mut s.optimizer, v.as_name()),
-    },
-    Setting {
-        name: "weight_decay",
-        range: Range::NonNegative,
-        affects: Affects::HeadPhase,
-        in_train_table: true,
-        omitted_at_default: false,
-        doc: "weight decay of both phases: an L2 term for adam and sgd, decoupled for adamw",
-        get: |s| ParamValue::Float(s.weight_decay),
-        set: |s, v| put(&mut s.weight_decay, v.as_f64()),
-    },
-    Setting {
-        name: "seed",
-        range: Range::Count {
-            min: 0,
-            max: MAX_COUNT,
-        },
-        affects: Affects::HeadPhase,
-        in_train_table: false,
-        omitted_at_default: false,
-        doc: "seeds head init, dropout and shuffling (set in [study], or as a [grid] axis)",
-        get: |s| ParamValue::Int(i64::try_from(s.seed).unwrap_or(i64::MAX)),
-        set: |s, v| put(&mut s.seed, v.as_count()),
-    },
-    Setting {
-        name: "objective",
-        range: Range::Choice(Objective::VARIANTS),
-        affects: Affects::HeadPhase,
-        in_train_table: true,
-        omitted_at_default: true,
-        doc: "what early stopping watches and the report ranks by (val_loss: lower is better)",
-        get: |s| name(s.objective),
-        set: |s, v| put(&mut s.objective, v.as_name()),
-    },
-    Setting {
-        name: "class_weights",
-        range: Range::Choice(ClassWeights::VARIANTS),
-        affects: Affects::HeadPhase,
-        in_train_table: true,
-        omitted_at_default: true,
-        doc: "balanced: weigh class c by n / (n_classes x count_c) in the training loss",
-        get: |s| name(s.class_weights),
-        set: |s, v| put(&mut s.class_weights, v.as_name()),
-    },
+    Setting::new("learning_rate", Range::Positive, HeadPhase,
+        "step size of the head phase (the fine-tune phase multiplies it by finetune_lr_factor)",
+        |s| ParamValue::Float(s.learning_rate), |s, v| put(&mut s.learning_rate, v.as_f64())),
+    Setting::new("dropout", Range::Fraction, HeadPhase,
+        "dropout before each linear layer of the head",
+        |s| ParamValue::Float(s.dropout), |s, v| put(&mut s.dropout, v.as_f64())),
+    Setting::new("head_size", Range::Count { min: 0, max: MAX_HEAD_SIZE }, HeadPhase,
+        "hidden units of the head; 0 = a single linear layer",
+        |s| int(s.head_size), |s, v| put(&mut s.head_size, size(v))),
+    Setting::new("unfreeze_depth", Range::Blocks, FinetuneOnly,
+        "last backbone blocks fine-tuned after the head phase; 0 = head only",
+        |s| int(s.unfreeze_depth), |s, v| put(&mut s.unfreeze_depth, size(v))),
+    Setting::new("batch_size", AT_LEAST_1, HeadPhase,
+        "images per training step, in both phases",
+        |s| int(s.batch_size), |s, v| put(&mut s.batch_size, size(v))),
+    Setting::new("head_epochs", AT_LEAST_1, HeadPhase,
+        "most epochs of the head phase",
+        |s| int(s.head_epochs), |s, v| put(&mut s.head_epochs, size(v))),
+    Setting::new("finetune_epochs", AT_LEAST_0, FinetuneOnly,
+        "most epochs of the fine-tune phase",
+        |s| int(s.finetune_epochs), |s, v| put(&mut s.finetune_epochs, size(v))),
+    Setting::new("patience", AT_LEAST_0, HeadPhase,
+        "epochs without a better objective before a phase stops; 0 = never stop early",
+        |s| int(s.patience), |s, v| put(&mut s.patience, size(v))),
+    Setting::new("finetune_lr_factor", Range::Positive, FinetuneOnly,
+        "fine-tune learning rate = learning_rate x this",
+        |s| ParamValue::Float(s.finetune_lr_factor),
+        |s, v| put(&mut s.finetune_lr_factor, v.as_f64())),
+    Setting::new("optimizer", Range::Choice(Optimizer::VARIANTS), HeadPhase,
+        "the optimiser of both phases",
+        |s| name(s.optimizer), |s, v| put(&mut s.optimizer, v.as_name())),
+    Setting::new("weight_decay", Range::NonNegative, HeadPhase,
+        "weight decay of both phases: an L2 term for adam and sgd, decoupled for adamw",
+        |s| ParamValue::Float(s.weight_decay), |s, v| put(&mut s.weight_decay, v.as_f64())),
+    Setting::new("seed", AT_LEAST_0, HeadPhase,
+        "seeds head init, dropout and shuffling (set in [study], or as a [grid] axis)",
+        |s| ParamValue::Int(i64::try_from(s.seed).unwrap_or(i64::MAX)),
+        |s, v| put(&mut s.seed, v.as_count()))
+        .outside_train_table(),
+    Setting::new("objective", Range::Choice(Objective::VARIANTS), HeadPhase,
+        "what early stopping watches and the report ranks by (val_loss: lower is better)",
+        |s| name(s.objective), |s, v| put(&mut s.objective, v.as_name()))
+        .omitted_at_default(),
+    Setting::new("class_weights", Range::Choice(ClassWeights::VARIANTS), HeadPhase,
+        "balanced: weigh class c by n / (n_classes x count_c) in the training loss",
+        |s| name(s.class_weights), |s, v| put(&mut s.class_weights, v.as_name()))
+        .omitted_at_default(),
 ];
 
 /// The setting of that name.
@@ -339,6 +240,43 @@ pub fn setting(name: &str) -> Option<&'static Setting> {
 }
 
 impl Setting {
+    /// A setting `[train]` may fix, kept in keys and fingerprints at every value.
+    const fn new(
+        name: &'static str,
+        range: Range,
+        affects: Affects,
+        doc: &'static str,
+        get: fn(&TrainSettings) -> ParamValue,
+        set: fn(&mut TrainSettings, &ParamValue),
+    ) -> Setting {
+        Setting {
+            name,
+            range,
+            affects,
+            in_train_table: true,
+            omitted_at_default: false,
+            doc,
+            get,
+            set,
+        }
+    }
+
+    /// Not a `[train]` key (the seed: `[study]` or a `[grid]` axis).
+    const fn outside_train_table(self) -> Setting {
+        Setting {
+            in_train_table: false,
+            ..self
+        }
+    }
+
+    /// Left out of keys and fingerprints at its default.
+    const fn omitted_at_default(self) -> Setting {
+        Setting {
+            omitted_at_default: true,
+            ..self
+        }
+    }
+
     fn is_default_in(&self, settings: &TrainSettings) -> bool {
         (self.get)(settings) == (self.get)(&TrainSettings::default())
     }
