@@ -2,6 +2,7 @@
 
 use super::curves::{curves, Curve};
 use super::effects::{self, Importance, Obs, SeedReport, TwoWayTable};
+use crate::ranking::{self, Ranked};
 use crate::trial::{
     EpochMetrics, Objective, ParamValue, StudyRecord, TrialOutcome, TrialRecord, TrialState,
 };
@@ -65,7 +66,7 @@ pub struct StateCounts {
 
 /// One complete trial in the ranking. Order: the report's objective of the final weights (higher
 /// first; lower first for val_loss), then `best_val_accuracy` descending, then `seconds`
-/// ascending, then trial id ascending.
+/// ascending, then trial id ascending (`crate::ranking`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankedRow {
     /// 1-based competition rank: trials with an equal objective share a rank (1, 1, 3, ...).
@@ -153,9 +154,8 @@ pub fn build_with_epochs(
     top: Option<usize>,
 ) -> Report {
     let by_id = sorted_by_id(trials);
-    let complete = complete_with_outcome(&by_id);
-    let objective = shared_objective(&complete);
-    let mut ranked = rank(&complete, objective);
+    let complete = ranking::scored(trials);
+    let mut ranked: Vec<RankedRow> = ranking::rank(trials).iter().map(ranked_row).collect();
     let ranked_total = ranked.len();
     if let Some(n) = top {
         ranked.truncate(n);
@@ -184,23 +184,14 @@ pub fn build_with_epochs(
         seeds: effects::seed_groups(&obs),
         curves: curves(&ranked, epochs),
         study: study.name.clone(),
-        counts: count_states(&by_id),
+        counts: count_states(trials),
         axes,
-        objective,
+        objective: ranking::objective(trials),
         ranked,
         ranked_total,
         failed: failed_rows(&by_id),
         effects,
     }
-}
-
-/// The complete trials of a study, best first, in the report's ranking order.
-pub fn best_first(trials: &[TrialRecord]) -> Vec<&TrialRecord> {
-    let by_id = sorted_by_id(trials);
-    let mut complete = complete_with_outcome(&by_id);
-    let objective = shared_objective(&complete);
-    complete.sort_by(|a, b| ranking_order(*a, *b, objective));
-    complete.into_iter().map(|(t, _)| t).collect()
 }
 
 fn sorted_by_id(trials: &[TrialRecord]) -> Vec<&TrialRecord> {
@@ -209,7 +200,8 @@ fn sorted_by_id(trials: &[TrialRecord]) -> Vec<&TrialRecord> {
     sorted
 }
 
-fn count_states(trials: &[&TrialRecord]) -> StateCounts {
+/// How many of `trials` are in each state.
+pub(super) fn count_states(trials: &[TrialRecord]) -> StateCounts {
     let mut counts = StateCounts {
         total: trials.len(),
         ..StateCounts::default()
@@ -236,99 +228,25 @@ fn axis_names(trials: &[&TrialRecord]) -> Vec<String> {
     axes
 }
 
-/// Complete trials paired with their outcome; those lacking one are skipped.
-fn complete_with_outcome<'a>(
-    trials: &[&'a TrialRecord],
-) -> Vec<(&'a TrialRecord, &'a TrialOutcome)> {
-    trials
-        .iter()
-        .filter(|t| t.state == TrialState::Complete)
-        .filter_map(|t| t.outcome.as_ref().map(|o| (*t, o)))
-        .collect()
-}
-
-/// The objective every complete trial was trained for; accuracy when they differ.
-fn shared_objective(complete: &[(&TrialRecord, &TrialOutcome)]) -> Objective {
-    let mut objectives = complete.iter().map(|(t, _)| t.settings.objective);
-    let first = objectives.next().unwrap_or_default();
-    if objectives.all(|o| o == first) {
-        first
-    } else {
-        Objective::Accuracy
-    }
-}
-
-fn rank(complete: &[(&TrialRecord, &TrialOutcome)], objective: Objective) -> Vec<RankedRow> {
-    let mut ordered = complete.to_vec();
-    ordered.sort_by(|a, b| ranking_order(*a, *b, objective));
-    let mut rows: Vec<RankedRow> = Vec::with_capacity(ordered.len());
-    let mut previous: Option<f64> = None;
-    for (position, (trial, outcome)) in ordered.into_iter().enumerate() {
-        let value = objective_key(objective, outcome);
-        let rank = match (rows.last(), previous) {
-            (Some(prev), Some(p)) if p == value => prev.rank,
-            _ => position + 1,
-        };
-        previous = Some(value);
-        rows.push(RankedRow {
-            rank,
-            trial: trial.id,
-            key: trial.key.clone(),
-            val_accuracy: outcome.val_accuracy,
-            best_val_accuracy: outcome.best_val_accuracy,
-            balanced_accuracy: outcome.balanced_accuracy,
-            f1: outcome.f1,
-            val_loss: outcome.val_loss,
-            params: trial.params.clone(),
-            epochs: outcome.epochs,
-            seconds: outcome.seconds,
-        });
-    }
-    rows
-}
-
-fn ranking_order(
-    a: (&TrialRecord, &TrialOutcome),
-    b: (&TrialRecord, &TrialOutcome),
-    objective: Objective,
-) -> Ordering {
-    let ((ta, oa), (tb, ob)) = (a, b);
-    objective_key(objective, ob)
-        .total_cmp(&objective_key(objective, oa))
-        .then_with(|| {
-            accuracy_key(ob.best_val_accuracy).total_cmp(&accuracy_key(oa.best_val_accuracy))
-        })
-        .then_with(|| seconds_key(oa.seconds).total_cmp(&seconds_key(ob.seconds)))
-        .then_with(|| ta.id.cmp(&tb.id))
-}
-
-/// The objective of an outcome as a higher-is-better sort key (NaN the worst possible).
-fn objective_key(objective: Objective, outcome: &TrialOutcome) -> f64 {
-    let value = objective.of_outcome(outcome);
-    if objective.higher_is_better() {
-        accuracy_key(value)
-    } else if value.is_nan() {
-        f64::NEG_INFINITY
-    } else {
-        -value
-    }
-}
-
-/// An accuracy for sorting: NaN counts as the worst possible.
-fn accuracy_key(accuracy: f64) -> f64 {
-    if accuracy.is_nan() {
-        f64::NEG_INFINITY
-    } else {
-        accuracy
-    }
-}
-
-/// A duration for sorting: NaN counts as the slowest possible.
-fn seconds_key(seconds: f64) -> f64 {
-    if seconds.is_nan() {
-        f64::INFINITY
-    } else {
-        seconds
+/// A ranked trial as the report shows it.
+pub(super) fn ranked_row(ranked: &Ranked) -> RankedRow {
+    let Ranked {
+        rank,
+        trial,
+        outcome,
+    } = *ranked;
+    RankedRow {
+        rank,
+        trial: trial.id,
+        key: trial.key.clone(),
+        val_accuracy: outcome.val_accuracy,
+        best_val_accuracy: outcome.best_val_accuracy,
+        balanced_accuracy: outcome.balanced_accuracy,
+        f1: outcome.f1,
+        val_loss: outcome.val_loss,
+        params: trial.params.clone(),
+        epochs: outcome.epochs,
+        seconds: outcome.seconds,
     }
 }
 
@@ -428,79 +346,9 @@ fn kind_rank(value: &ParamValue) -> u8 {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::trial::TrainSettings;
-
-    pub(crate) fn study() -> StudyRecord {
-        StudyRecord {
-            id: 1,
-            name: "flowers".to_string(),
-            grid_toml: String::new(),
-            created_at: "2024-01-01T00:00:00Z".to_string(),
-        }
-    }
-
-    fn params(lr: f64, head: i64, opt: &str) -> BTreeMap<String, ParamValue> {
-        BTreeMap::from([
-            ("learning_rate".to_string(), ParamValue::Float(lr)),
-            ("head_size".to_string(), ParamValue::Int(head)),
-            ("optimizer".to_string(), ParamValue::Str(opt.to_string())),
-        ])
-    }
-
-    fn trial(id: i64, p: BTreeMap<String, ParamValue>, state: TrialState) -> TrialRecord {
-        TrialRecord {
-            id,
-            study_id: 1,
-            key: format!("k{id}"),
-            params: p,
-            settings: TrainSettings::default(),
-            state,
-            outcome: None,
-            error: None,
-            started_at: None,
-            finished_at: None,
-        }
-    }
-
-    fn complete(
-        id: i64,
-        p: BTreeMap<String, ParamValue>,
-        val: f64,
-        best: f64,
-        secs: f64,
-    ) -> TrialRecord {
-        TrialRecord {
-            outcome: Some(TrialOutcome {
-                val_accuracy: val,
-                best_val_accuracy: best,
-                val_loss: 0.5,
-                balanced_accuracy: val - 0.05,
-                f1: 1.0 - val,
-                best_objective: best,
-                epochs: 4,
-                seconds: secs,
-            }),
-            ..trial(id, p, TrialState::Complete)
-        }
-    }
-
-    /// Five complete trials (with ties), one failed, one pending, one running; given out of id order.
-    pub(crate) fn trials() -> Vec<TrialRecord> {
-        let mut failed = trial(6, params(0.01, 128, "sgd"), TrialState::Failed);
-        failed.error = Some("out of memory\nstack trace here".to_string());
-        vec![
-            complete(3, params(0.001, 0, "sgd"), 0.9, 0.92, 10.0),
-            complete(1, params(0.001, 0, "adam"), 0.8, 0.85, 12.5),
-            complete(2, params(0.01, 0, "adam"), 0.9, 0.95, 20.0),
-            complete(4, params(0.01, 128, "adam"), 0.9, 0.92, 8.0),
-            complete(5, params(0.001, 128, "adam"), 0.7, 0.7, 5.0),
-            failed,
-            trial(7, params(0.1, 0, "adam"), TrialState::Pending),
-            trial(8, params(0.1, 0, "adamw"), TrialState::Running),
-        ]
-    }
+    use crate::ranking::fixtures::{study, trials, with_objective};
 
     fn ranks_and_ids(report: &Report) -> Vec<(usize, i64)> {
         report.ranked.iter().map(|r| (r.rank, r.trial)).collect()
@@ -520,17 +368,6 @@ pub(crate) mod tests {
             }
         );
         assert_eq!(report.study, "flowers");
-    }
-
-    fn with_objective(objective: Objective) -> Vec<TrialRecord> {
-        let mut all = trials();
-        for t in &mut all {
-            t.settings.objective = objective;
-            if let Some(o) = &mut t.outcome {
-                o.val_loss = 2.0 - o.val_accuracy;
-            }
-        }
-        all
     }
 
     #[test]

@@ -214,7 +214,8 @@ fn curves(out: &mut String, report: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::build::{build, tests as fixtures};
+    use crate::ranking::fixtures;
+    use crate::report::build::build;
 
     #[test]
     fn page_is_self_contained_with_plots() {

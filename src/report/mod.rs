@@ -11,5 +11,8 @@ mod sections;
 pub mod status;
 mod svg;
 
-pub use build::{best_first, build, build_with_epochs, Report};
+pub use build::{build, build_with_epochs, Report};
 pub use render::{render, Format};
+
+/// Kept for `commands::export` until it imports `crate::ranking::best_first` itself.
+pub use crate::ranking::best_first;

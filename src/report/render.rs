@@ -197,7 +197,8 @@ fn render_json(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::build::{build, tests as fixtures};
+    use crate::ranking::fixtures;
+    use crate::report::build::build;
     use crate::trial::ParamValue;
 
     fn report(top: Option<usize>) -> Report {
