@@ -1,7 +1,7 @@
 //! The report as one self-contained HTML page: tables and inline SVG plots, no scripts, nothing fetched.
 
-use super::build::Report;
 use super::plots::{curves_plot, effect_plot, heat_map, importance_plot};
+use super::schema::Report;
 use super::sections::{param_cells, ranked_header, summary_line};
 use super::svg::escape;
 use std::fmt::Write;
@@ -215,7 +215,7 @@ fn curves(out: &mut String, report: &Report) {
 mod tests {
     use super::*;
     use crate::ranking::fixtures;
-    use crate::report::build::build;
+    use crate::report::build;
 
     #[test]
     fn page_is_self_contained_with_plots() {

@@ -1,6 +1,6 @@
 //! Draws a built `Report` as text: terminal tables, GitHub markdown, CSV blocks, or JSON.
 
-use super::build::Report;
+use super::schema::Report;
 use super::sections::{sections, summary_line, Section, Style};
 use crate::error::InputError;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
@@ -198,7 +198,7 @@ fn render_json(report: &Report) -> String {
 mod tests {
     use super::*;
     use crate::ranking::fixtures;
-    use crate::report::build::build;
+    use crate::report::build;
     use crate::trial::ParamValue;
 
     fn report(top: Option<usize>) -> Report {

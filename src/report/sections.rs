@@ -1,7 +1,9 @@
 //! A built `Report` as titled tables of formatted cells, shared by the terminal, markdown and CSV writers.
 
-use super::build::{AxisEffect, FailedRow, RankedRow, Report};
-use super::effects::{Importance, SeedReport, TwoWayTable, NOISE_F, SEED_AXIS};
+use super::schema::{
+    AxisEffect, FailedRow, Importance, RankedRow, Report, SeedReport, Term, TwoWayTable, NOISE_F,
+    SEED_AXIS,
+};
 use crate::trial::ParamValue;
 use std::collections::BTreeMap;
 
@@ -377,7 +379,7 @@ fn seed_notes(report: &Report, seeds: &SeedReport, style: Style) -> Vec<String> 
             .iter()
             .filter(|t| t.exceeds_seed_noise.is_some())
             .partition(|t| t.exceeds_seed_noise == Some(true));
-        let names = |terms: &[&super::effects::Term]| {
+        let names = |terms: &[&Term]| {
             if terms.is_empty() {
                 "none".to_string()
             } else {

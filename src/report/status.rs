@@ -1,6 +1,7 @@
 //! `status`: a study's progress from its stored trials: state counts, elapsed and remaining time, best so far.
 
-use super::build::{count_states, ranked_row, RankedRow, StateCounts};
+use super::build::{count_states, ranked_row};
+use super::schema::{RankedRow, StateCounts};
 use crate::ranking;
 use crate::trial::{StudyRecord, TrialRecord};
 use serde::{Deserialize, Serialize};
