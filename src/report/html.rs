@@ -1,8 +1,8 @@
 //! The report as one self-contained HTML page: tables and inline SVG plots, no scripts, nothing fetched.
 
+use super::cells::{param_cells, ranked_header, summary_line};
 use super::plots::{curves_plot, effect_plot, heat_map, importance_plot};
 use super::schema::Report;
-use super::sections::{param_cells, ranked_header, summary_line};
 use super::svg::escape;
 use std::fmt::Write;
 
