@@ -1,7 +1,7 @@
 //! Formatted cells: the titled `Section` table that the terminal, markdown and CSV writers draw,
 //! the number `Style`, and the cells the HTML page shares with them.
 
-use super::schema::Report;
+use super::schema::{RankedRow, Report, SeedGroup};
 use crate::trial::ParamValue;
 use std::collections::BTreeMap;
 
@@ -82,6 +82,43 @@ pub(super) fn ranked_header(report: &Report) -> Vec<String> {
     header.extend(report.axes.iter().cloned());
     header.extend(strings(&["epochs", "seconds"]));
     header
+}
+
+/// One ranked trial's row, in the columns of `ranked_header`.
+pub(super) fn ranked_cells(row: &RankedRow, axes: &[String], style: Style) -> Vec<String> {
+    let mut cells = vec![
+        row.rank.to_string(),
+        row.trial.to_string(),
+        style.acc(row.val_accuracy),
+        style.acc(row.best_val_accuracy),
+        style.acc(row.balanced_accuracy),
+        style.acc(row.f1),
+    ];
+    cells.extend(param_cells(
+        &row.params,
+        axes,
+        if style.precise { "" } else { "-" },
+    ));
+    let seconds = if style.precise {
+        row.seconds.to_string()
+    } else {
+        format!("{:.1}", row.seconds)
+    };
+    cells.extend([row.epochs.to_string(), seconds]);
+    cells
+}
+
+/// One seed group's row: its axis values (`-` when missing), n, mean, sd, min and max.
+pub(super) fn seed_group_cells(group: &SeedGroup, axes: &[String], style: Style) -> Vec<String> {
+    let mut cells = param_cells(&group.params, axes, "-");
+    cells.extend([
+        group.n.to_string(),
+        style.acc(group.mean),
+        style.opt(group.sd),
+        style.acc(group.min),
+        style.acc(group.max),
+    ]);
+    cells
 }
 
 pub(super) fn strings(items: &[&str]) -> Vec<String> {

@@ -1,6 +1,6 @@
 //! The sections of grid statistics: each axis's effect, importance, the strongest interaction, seeds.
 
-use super::cells::{axis_is_numeric, param_cells, strings, Section, Style};
+use super::cells::{axis_is_numeric, seed_group_cells, strings, Section, Style};
 use super::schema::{
     AxisEffect, Importance, Report, SeedReport, Term, TwoWayTable, NOISE_F, SEED_AXIS,
 };
@@ -192,17 +192,7 @@ pub(super) fn seeds_section(report: &Report, seeds: &SeedReport, style: Style) -
     section.rows = seeds
         .configurations
         .iter()
-        .map(|g| {
-            let mut cells = param_cells(&g.params, &axes, "-");
-            cells.extend([
-                g.n.to_string(),
-                style.acc(g.mean),
-                style.opt(g.sd),
-                style.acc(g.min),
-                style.acc(g.max),
-            ]);
-            cells
-        })
+        .map(|g| seed_group_cells(g, &axes, style))
         .collect();
     section.notes = seed_notes(report, seeds, style);
     section

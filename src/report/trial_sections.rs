@@ -1,7 +1,9 @@
 //! The sections with one row per trial: ranked trials, learning curves, failed trials.
 
-use super::cells::{axis_is_numeric, param_cells, ranked_header, strings, Section, Style};
-use super::schema::{FailedRow, RankedRow, Report};
+use super::cells::{
+    axis_is_numeric, param_cells, ranked_cells, ranked_header, strings, Section, Style,
+};
+use super::schema::{FailedRow, Report};
 
 pub(super) fn ranked_section(report: &Report, style: Style) -> Section {
     let title = if report.ranked.len() < report.ranked_total {
@@ -25,29 +27,6 @@ pub(super) fn ranked_section(report: &Report, style: Style) -> Section {
         .map(|row| ranked_cells(row, &report.axes, style))
         .collect();
     section
-}
-
-fn ranked_cells(row: &RankedRow, axes: &[String], style: Style) -> Vec<String> {
-    let mut cells = vec![
-        row.rank.to_string(),
-        row.trial.to_string(),
-        style.acc(row.val_accuracy),
-        style.acc(row.best_val_accuracy),
-        style.acc(row.balanced_accuracy),
-        style.acc(row.f1),
-    ];
-    cells.extend(param_cells(
-        &row.params,
-        axes,
-        if style.precise { "" } else { "-" },
-    ));
-    let seconds = if style.precise {
-        row.seconds.to_string()
-    } else {
-        format!("{:.1}", row.seconds)
-    };
-    cells.extend([row.epochs.to_string(), seconds]);
-    cells
 }
 
 pub(super) fn curves_section(report: &Report, style: Style) -> Section {
