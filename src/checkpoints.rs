@@ -5,7 +5,7 @@ use crate::inference::card::{ModelCard, TrialSummary};
 use crate::inference::classifier::{class_probabilities, trained_tensors};
 use crate::inference::{SavedModel, Validation};
 use crate::model::{Head, TrainableTail};
-use crate::report::best_first;
+use crate::ranking::best_first;
 use crate::store::Store;
 use crate::train::features::Activations;
 use crate::trial::TrialRecord;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod grid;
 pub mod inference;
 pub mod model;
+pub mod ranking;
 pub mod report;
 pub mod scheduler;
 pub mod serve;

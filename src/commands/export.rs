@@ -6,7 +6,7 @@ use crate::cli::ExportArgs;
 use crate::error::InputError;
 use crate::inference::card::TrialSummary;
 use crate::inference::SavedModel;
-use crate::report::best_first;
+use crate::ranking::best_first;
 use crate::store::Store;
 use crate::trial::StudyRecord;
 use sha2::{Digest, Sha256};

@@ -1,34 +1,14 @@
 //! Learning curves: each ranked trial's stored epochs as validation accuracy by step and phase.
 
-use super::build::RankedRow;
+use super::schema::{Curve, CurvePoint, RankedRow};
 use crate::trial::{EpochMetrics, Phase};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// One trial's epochs in training order (head phase, then fine-tune).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Curve {
-    pub trial: i64,
-    /// The trial's rank in the ranked table.
-    pub rank: usize,
-    pub points: Vec<CurvePoint>,
-}
-
-/// One epoch of one trial.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CurvePoint {
-    /// 1-based position over both phases.
-    pub step: usize,
-    pub phase: Phase,
-    /// 1-based within its phase.
-    pub epoch: usize,
-    pub train_accuracy: f64,
-    pub val_accuracy: f64,
-    pub val_loss: f64,
-}
-
 /// The curves of `ranked` trials, in ranked order; trials without stored epochs get no points.
-pub fn curves(ranked: &[RankedRow], epochs: &BTreeMap<i64, Vec<EpochMetrics>>) -> Vec<Curve> {
+pub(super) fn curves(
+    ranked: &[RankedRow],
+    epochs: &BTreeMap<i64, Vec<EpochMetrics>>,
+) -> Vec<Curve> {
     ranked
         .iter()
         .map(|row| Curve {

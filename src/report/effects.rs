@@ -1,4 +1,4 @@
-//! Grid statistics over complete trials: value summaries, variance decomposition, two-way means, seed groups.
+//! Grid statistics over complete trials: per-axis effects, variance decomposition, two-way means, seed groups.
 //!
 //! Pure functions over `Obs` rows (axis values + validation accuracy). Sums of squares follow the
 //! two-way ANOVA: over a full factorial (every combination of the factors' values, each the same
@@ -6,18 +6,13 @@
 //! seed-to-seed noise add up exactly to the total; over a partial grid the same formulas use the
 //! marginal means of the trials present, the terms overlap and `higher_order_share` absorbs it.
 
-use super::build::compare_values;
+use super::schema::{
+    AxisEffect, Importance, SeedGroup, SeedReport, Term, TwoWayTable, ValueEffect, NOISE_F,
+    SEED_AXIS,
+};
 use crate::trial::ParamValue;
-use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
-
-/// The grid axis whose values are treated as repetitions, not as a hyperparameter.
-pub const SEED_AXIS: &str = "seed";
-
-/// An effect is called larger than the seed noise when its F ratio is at least this
-/// (for a one-degree-of-freedom effect: its difference is at least two standard errors).
-pub const NOISE_F: f64 = 4.0;
 
 /// One complete trial as the statistics see it.
 #[derive(Debug, Clone, Copy)]
@@ -57,97 +52,89 @@ pub fn summarize(ys: &[f64]) -> Summary {
     }
 }
 
-/// How much of the variance of validation accuracy each axis and each pair of axes explains.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Importance {
-    /// Complete trials analysed (those that have a value on every factor).
-    pub trials: usize,
-    /// The axes analysed: every axis with at least two values, except `seed`.
-    pub factors: Vec<String>,
-    /// Whether the trials cover every combination of the factors' values equally often; only
-    /// then do the shares add up exactly (otherwise see `higher_order_share`).
-    pub full_factorial: bool,
-    /// Distinct combinations of factor values among the trials.
-    pub configurations: usize,
-    /// Combinations the full grid of these factors has (product of their value counts).
-    pub grid_cells: usize,
-    /// Sum of squared deviations of val_accuracy from its mean over the trials.
-    pub total_sum_of_squares: f64,
-    /// Main effects (one axis) and two-way interactions (two axes), largest first.
-    pub terms: Vec<Term>,
-    /// Share between configurations not explained by the terms: interactions of three or more
-    /// axes on a full factorial; on a partial grid also the terms' overlap (then it may be negative).
-    pub higher_order_share: f64,
-    /// Share within configurations: trials that differ only by `seed` (0 without a seed axis).
-    pub seed_noise_share: f64,
-    /// Pooled seed-to-seed variance of val_accuracy (within-configuration mean square);
-    /// null without repetitions.
-    pub noise_variance: Option<f64>,
+/// How one axis's values fared: each of `values` (those the axis takes in any trial, whatever its
+/// state), with the statistics of the `obs` that have it.
+pub fn axis_effect<'a>(
+    axis: &str,
+    values: impl Iterator<Item = &'a ParamValue>,
+    obs: &[Obs],
+) -> AxisEffect {
+    let values = distinct_sorted(values)
+        .into_iter()
+        .map(|value| {
+            let accuracies: Vec<f64> = obs
+                .iter()
+                .filter(|o| {
+                    o.params
+                        .get(axis)
+                        .is_some_and(|v| compare_values(v, &value) == Ordering::Equal)
+                })
+                .map(|o| o.y)
+                .collect();
+            value_effect(value, &accuracies)
+        })
+        .collect::<Vec<ValueEffect>>();
+    let means: Vec<f64> = values.iter().filter_map(|v| v.mean_val_accuracy).collect();
+    let spread = (means.len() >= 2).then(|| {
+        let max = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        max - means.iter().copied().fold(f64::INFINITY, f64::min)
+    });
+    AxisEffect {
+        axis: axis.to_string(),
+        spread,
+        values,
+    }
 }
 
-/// One main effect or two-way interaction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Term {
-    /// One axis for a main effect, two for an interaction.
-    pub axes: Vec<String>,
-    pub sum_of_squares: f64,
-    /// `sum_of_squares / total_sum_of_squares` (0 when the total is 0).
-    pub share: f64,
-    /// Degrees of freedom: values - 1, or (values_a - 1)(values_b - 1).
-    pub df: usize,
-    /// (sum_of_squares / df) / noise_variance; null without a noise estimate.
-    pub f_ratio: Option<f64>,
-    /// Whether `f_ratio` >= 4 (see `NOISE_F`); null without a noise estimate.
-    pub exceeds_seed_noise: Option<bool>,
-}
-
-/// Mean val_accuracy for every pair of values of two axes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TwoWayTable {
-    pub row_axis: String,
-    pub column_axis: String,
-    pub row_values: Vec<ParamValue>,
-    pub column_values: Vec<ParamValue>,
-    /// `means[r][c]`: mean over the trials with both values; null when there are none.
-    pub means: Vec<Vec<Option<f64>>>,
-    pub counts: Vec<Vec<usize>>,
-}
-
-/// Trials that differ only by `seed`, grouped.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SeedReport {
-    pub axis: String,
-    /// Distinct seeds among the complete trials.
-    pub seeds: usize,
-    /// Pooled within-configuration standard deviation; null without repetitions.
-    pub noise_sd: Option<f64>,
-    /// Its degrees of freedom: trials - configurations.
-    pub noise_df: usize,
-    /// One group per configuration, best mean first.
-    pub configurations: Vec<SeedGroup>,
-}
-
-/// One configuration (every axis but `seed`) over its seeds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SeedGroup {
-    pub params: BTreeMap<String, ParamValue>,
-    pub n: usize,
-    pub mean: f64,
-    /// Sample standard deviation over the seeds; null for a single seed.
-    pub sd: Option<f64>,
-    pub min: f64,
-    pub max: f64,
+fn value_effect(value: ParamValue, accuracies: &[f64]) -> ValueEffect {
+    let s = summarize(accuracies);
+    ValueEffect {
+        value,
+        n: s.n,
+        mean_val_accuracy: s.mean,
+        sd_val_accuracy: s.sd,
+        min_val_accuracy: s.min,
+        best_val_accuracy: s.max,
+    }
 }
 
 /// The distinct values of `axis` among `obs`, sorted.
 pub fn levels(axis: &str, obs: &[Obs]) -> Vec<ParamValue> {
-    let mut values: Vec<ParamValue> = obs
-        .iter()
-        .filter_map(|o| o.params.get(axis).cloned())
-        .collect();
+    distinct_sorted(obs.iter().filter_map(|o| o.params.get(axis)))
+}
+
+/// `values` without repeats, in `compare_values` order.
+fn distinct_sorted<'a>(values: impl Iterator<Item = &'a ParamValue>) -> Vec<ParamValue> {
+    let mut values: Vec<ParamValue> = values.cloned().collect();
     values.sort_by(compare_values);
     values.dedup_by(|a, b| compare_values(a, b) == Ordering::Equal);
     values
+}
+
+/// Order of axis values: booleans, then numbers ascending (an Int before an equal Float), then strings.
+fn compare_values(a: &ParamValue, b: &ParamValue) -> Ordering {
+    use ParamValue::*;
+    match (a, b) {
+        (Bool(x), Bool(y)) => x.cmp(y),
+        (Str(x), Str(y)) => x.cmp(y),
+        (Int(x), Int(y)) => x.cmp(y),
+        (Int(_) | Float(_), Int(_) | Float(_)) => {
+            let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
+            x.total_cmp(&y)
+                .then_with(|| kind_rank(a).cmp(&kind_rank(b)))
+        }
+        _ => kind_rank(a).cmp(&kind_rank(b)),
+    }
+}
+
+/// Sort position of a value's kind (Int and Float differ only to break exact ties).
+fn kind_rank(value: &ParamValue) -> u8 {
+    match value {
+        ParamValue::Bool(_) => 0,
+        ParamValue::Int(_) => 1,
+        ParamValue::Float(_) => 2,
+        ParamValue::Str(_) => 3,
+    }
 }
 
 fn code_of(levels: &[ParamValue], value: &ParamValue) -> usize {

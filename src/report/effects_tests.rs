@@ -177,3 +177,19 @@ fn partial_grid_uses_marginal_means_of_the_trials_present() {
     close(imp.higher_order_share, 0.0);
     assert_eq!(importance(&["lr".into()], &obs[..1]), None, "one trial");
 }
+
+#[test]
+fn values_sort_by_kind_then_value() {
+    let mut values = [
+        ParamValue::Str("b".into()),
+        ParamValue::Float(10.0),
+        ParamValue::Int(2),
+        ParamValue::Bool(true),
+        ParamValue::Float(0.5),
+        ParamValue::Str("a".into()),
+        ParamValue::Bool(false),
+    ];
+    values.sort_by(compare_values);
+    let shown: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+    assert_eq!(shown, vec!["false", "true", "0.5", "2", "10", "a", "b"]);
+}

@@ -1,8 +1,8 @@
 //! The report as one self-contained HTML page: tables and inline SVG plots, no scripts, nothing fetched.
 
-use super::build::Report;
+use super::cells::{ranked_cells, ranked_header, seed_group_cells, summary_line, Style};
 use super::plots::{curves_plot, effect_plot, heat_map, importance_plot};
-use super::sections::{param_cells, ranked_header, summary_line};
+use super::schema::Report;
 use super::svg::escape;
 use std::fmt::Write;
 
@@ -12,6 +12,8 @@ const PAGE_ROWS: usize = 100;
 const PAGE_CURVES: usize = 8;
 /// Seed groups listed on the page.
 const PAGE_SEED_GROUPS: usize = 30;
+/// Numbers on the page are rounded as in the terminal and markdown tables.
+const ROUNDED: Style = Style { precise: false };
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;\
 margin:24px auto;max-width:1100px;color:#222;padding:0 16px}\
@@ -73,19 +75,7 @@ fn ranked(out: &mut String, report: &Report) {
         .ranked
         .iter()
         .take(PAGE_ROWS)
-        .map(|r| {
-            let mut cells = vec![
-                r.rank.to_string(),
-                r.trial.to_string(),
-                format!("{:.4}", r.val_accuracy),
-                format!("{:.4}", r.best_val_accuracy),
-                format!("{:.4}", r.balanced_accuracy),
-                format!("{:.4}", r.f1),
-            ];
-            cells.extend(param_cells(&r.params, &report.axes, "-"));
-            cells.extend([r.epochs.to_string(), format!("{:.1}", r.seconds)]);
-            cells
-        })
+        .map(|r| ranked_cells(r, &report.axes, ROUNDED))
         .collect();
     if rows.is_empty() {
         note(out, "No complete trials yet.");
@@ -172,18 +162,7 @@ fn seeds(out: &mut String, report: &Report) {
         .configurations
         .iter()
         .take(PAGE_SEED_GROUPS)
-        .map(|g| {
-            let mut cells = param_cells(&g.params, &axes, "-");
-            let sd = g.sd.map_or("-".into(), |s| format!("{s:.4}"));
-            cells.extend([
-                g.n.to_string(),
-                format!("{:.4}", g.mean),
-                sd,
-                format!("{:.4}", g.min),
-                format!("{:.4}", g.max),
-            ]);
-            cells
-        })
+        .map(|g| seed_group_cells(g, &axes, ROUNDED))
         .collect();
     table(out, "seed-table", &header, &rows);
     if let (Some(sd), Some(imp)) = (seeds.noise_sd, &report.importance) {
@@ -214,7 +193,8 @@ fn curves(out: &mut String, report: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::build::{build, tests as fixtures};
+    use crate::ranking::fixtures;
+    use crate::report::build;
 
     #[test]
     fn page_is_self_contained_with_plots() {

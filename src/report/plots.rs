@@ -1,8 +1,6 @@
 //! The report's plots as inline SVG: main effects with error bars, importance bars, the interaction heat map, learning curves.
 
-use super::build::AxisEffect;
-use super::curves::Curve;
-use super::effects::{Importance, TwoWayTable};
+use super::schema::{AxisEffect, Curve, Importance, TwoWayTable};
 use super::svg::{heat_colour, ticks, Scale, Svg, PALETTE};
 use crate::trial::Phase;
 

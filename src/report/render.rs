@@ -1,7 +1,9 @@
 //! Draws a built `Report` as text: terminal tables, GitHub markdown, CSV blocks, or JSON.
 
-use super::build::Report;
-use super::sections::{sections, summary_line, Section, Style};
+use super::cells::{summary_line, Section, Style};
+use super::schema::Report;
+use super::stat_sections::{effect_section, importance_section, seeds_section, two_way_section};
+use super::trial_sections::{curves_section, failed_section, ranked_section};
 use crate::error::InputError;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 use std::fmt;
@@ -73,6 +75,28 @@ pub fn render(report: &Report, format: Format) -> String {
         Format::Csv => render_csv(report),
         Format::Json => render_json(report),
     }
+}
+
+/// Every section of the report, in reading order; empty analyses are left out.
+fn sections(report: &Report, style: Style) -> Vec<Section> {
+    let mut out = vec![ranked_section(report, style)];
+    out.extend(report.effects.iter().map(|e| effect_section(e, style)));
+    if let Some(importance) = &report.importance {
+        out.push(importance_section(importance, style));
+    }
+    if let Some(table) = &report.interaction {
+        out.push(two_way_section(table, style));
+    }
+    if let Some(seeds) = &report.seeds {
+        out.push(seeds_section(report, seeds, style));
+    }
+    if report.curves.iter().any(|c| !c.points.is_empty()) {
+        out.push(curves_section(report, style));
+    }
+    if !report.failed.is_empty() {
+        out.push(failed_section(report));
+    }
+    out
 }
 
 fn render_table(report: &Report) -> String {
@@ -197,7 +221,8 @@ fn render_json(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::build::{build, tests as fixtures};
+    use crate::ranking::fixtures;
+    use crate::report::build;
     use crate::trial::ParamValue;
 
     fn report(top: Option<usize>) -> Report {

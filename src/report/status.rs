@@ -1,6 +1,8 @@
 //! `status`: a study's progress from its stored trials: state counts, elapsed and remaining time, best so far.
 
-use super::build::{build, RankedRow, StateCounts};
+use super::build::{count_states, ranked_row};
+use super::schema::{RankedRow, StateCounts};
+use crate::ranking;
 use crate::trial::{StudyRecord, TrialRecord};
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +43,7 @@ pub fn parse_utc(text: &str) -> Option<f64> {
 
 /// The status of `study` at `now` (seconds since 1970).
 pub fn status(study: &StudyRecord, trials: &[TrialRecord], now: f64) -> Status {
-    let report = build(study, trials, Some(1));
-    let c = report.counts;
+    let c = count_states(trials);
     let start = trials
         .iter()
         .filter_map(|t| t.started_at.as_deref().and_then(parse_utc))
@@ -63,7 +64,7 @@ pub fn status(study: &StudyRecord, trials: &[TrialRecord], now: f64) -> Status {
         .filter(|_| c.running > 0 && finished > 0)
         .map(|e| e / finished as f64 * unfinished as f64);
     Status {
-        study: report.study,
+        study: study.name.clone(),
         counts: c,
         elapsed_seconds: elapsed,
         remaining_seconds: if unfinished == 0 {
@@ -71,7 +72,7 @@ pub fn status(study: &StudyRecord, trials: &[TrialRecord], now: f64) -> Status {
         } else {
             remaining
         },
-        best: report.ranked.into_iter().next(),
+        best: ranking::rank(trials).first().map(ranked_row),
     }
 }
 
@@ -122,7 +123,7 @@ pub fn render(status: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::build::tests as fixtures;
+    use crate::ranking::fixtures;
     use crate::trial::TrialState;
 
     #[test]

@@ -1,0 +1,89 @@
+//! Test data: one small study with trials in every state and ties in the ranking, shared by the
+//! unit tests of the ranking and of the report.
+
+use crate::trial::{
+    Objective, ParamValue, StudyRecord, TrainSettings, TrialOutcome, TrialRecord, TrialState,
+};
+use std::collections::BTreeMap;
+
+pub(crate) fn study() -> StudyRecord {
+    StudyRecord {
+        id: 1,
+        name: "flowers".to_string(),
+        grid_toml: String::new(),
+        created_at: "2024-01-01T00:00:00Z".to_string(),
+    }
+}
+
+fn params(lr: f64, head: i64, opt: &str) -> BTreeMap<String, ParamValue> {
+    BTreeMap::from([
+        ("learning_rate".to_string(), ParamValue::Float(lr)),
+        ("head_size".to_string(), ParamValue::Int(head)),
+        ("optimizer".to_string(), ParamValue::Str(opt.to_string())),
+    ])
+}
+
+fn trial(id: i64, p: BTreeMap<String, ParamValue>, state: TrialState) -> TrialRecord {
+    TrialRecord {
+        id,
+        study_id: 1,
+        key: format!("k{id}"),
+        params: p,
+        settings: TrainSettings::default(),
+        state,
+        outcome: None,
+        error: None,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+fn complete(
+    id: i64,
+    p: BTreeMap<String, ParamValue>,
+    val: f64,
+    best: f64,
+    secs: f64,
+) -> TrialRecord {
+    TrialRecord {
+        outcome: Some(TrialOutcome {
+            val_accuracy: val,
+            best_val_accuracy: best,
+            val_loss: 0.5,
+            balanced_accuracy: val - 0.05,
+            f1: 1.0 - val,
+            best_objective: best,
+            epochs: 4,
+            seconds: secs,
+        }),
+        ..trial(id, p, TrialState::Complete)
+    }
+}
+
+/// Five complete trials (with ties), one failed, one pending, one running; given out of id order.
+pub(crate) fn trials() -> Vec<TrialRecord> {
+    let mut failed = trial(6, params(0.01, 128, "sgd"), TrialState::Failed);
+    failed.error = Some("out of memory\nstack trace here".to_string());
+    vec![
+        complete(3, params(0.001, 0, "sgd"), 0.9, 0.92, 10.0),
+        complete(1, params(0.001, 0, "adam"), 0.8, 0.85, 12.5),
+        complete(2, params(0.01, 0, "adam"), 0.9, 0.95, 20.0),
+        complete(4, params(0.01, 128, "adam"), 0.9, 0.92, 8.0),
+        complete(5, params(0.001, 128, "adam"), 0.7, 0.7, 5.0),
+        failed,
+        trial(7, params(0.1, 0, "adam"), TrialState::Pending),
+        trial(8, params(0.1, 0, "adamw"), TrialState::Running),
+    ]
+}
+
+/// `trials()`, every one trained for `objective`, with val_loss = 2 - val_accuracy.
+pub(crate) fn with_objective(objective: Objective) -> Vec<TrialRecord> {
+    let mut all = trials();
+    for t in &mut all {
+        t.settings.objective = objective;
+        if let Some(o) = &mut t.outcome {
+            o.val_loss = 2.0 - o.val_accuracy;
+        }
+    }
+    all
+}

@@ -1,0 +1,150 @@
+//! Formatted cells: the titled `Section` table that the terminal, markdown and CSV writers draw,
+//! the number `Style`, and the cells the HTML page shares with them.
+
+use super::schema::{RankedRow, Report, SeedGroup};
+use crate::trial::ParamValue;
+use std::collections::BTreeMap;
+
+/// A titled table of already formatted cells.
+pub(super) struct Section {
+    pub title: String,
+    pub header: Vec<String>,
+    /// Per column: whether it holds numbers (right-aligned).
+    pub numeric: Vec<bool>,
+    pub rows: Vec<Vec<String>>,
+    /// Shown instead of the table when there are no rows.
+    pub when_empty: &'static str,
+    /// Sentences printed under the table.
+    pub notes: Vec<String>,
+}
+
+impl Section {
+    pub(super) fn new(title: String, header: Vec<String>, numeric: Vec<bool>) -> Section {
+        Section {
+            title,
+            header,
+            numeric,
+            rows: Vec::new(),
+            when_empty: "none",
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// How numbers are written: rounded for people, or at full precision for CSV.
+#[derive(Clone, Copy)]
+pub(super) struct Style {
+    pub precise: bool,
+}
+
+impl Style {
+    pub(super) fn acc(self, value: f64) -> String {
+        if self.precise {
+            value.to_string()
+        } else {
+            format!("{value:.4}")
+        }
+    }
+
+    /// A missing number: `-` for people, an empty field in CSV.
+    pub(super) fn opt(self, value: Option<f64>) -> String {
+        let missing = if self.precise { "" } else { "-" };
+        value.map_or(missing.to_string(), |v| self.acc(v))
+    }
+
+    pub(super) fn share(self, value: f64) -> String {
+        if self.precise {
+            value.to_string()
+        } else {
+            format!("{:.1}%", value * 100.0)
+        }
+    }
+}
+
+pub(super) fn summary_line(report: &Report) -> String {
+    let c = &report.counts;
+    format!(
+        "study {}: {} trials ({} complete, {} failed, {} pending, {} running)",
+        report.study, c.total, c.complete, c.failed, c.pending, c.running
+    )
+}
+
+/// Columns of the ranked table, in every format.
+pub(super) fn ranked_header(report: &Report) -> Vec<String> {
+    let mut header = strings(&[
+        "rank",
+        "trial",
+        "val_accuracy",
+        "best_val_accuracy",
+        "balanced_accuracy",
+        "f1",
+    ]);
+    header.extend(report.axes.iter().cloned());
+    header.extend(strings(&["epochs", "seconds"]));
+    header
+}
+
+/// One ranked trial's row, in the columns of `ranked_header`.
+pub(super) fn ranked_cells(row: &RankedRow, axes: &[String], style: Style) -> Vec<String> {
+    let mut cells = vec![
+        row.rank.to_string(),
+        row.trial.to_string(),
+        style.acc(row.val_accuracy),
+        style.acc(row.best_val_accuracy),
+        style.acc(row.balanced_accuracy),
+        style.acc(row.f1),
+    ];
+    cells.extend(param_cells(
+        &row.params,
+        axes,
+        if style.precise { "" } else { "-" },
+    ));
+    let seconds = if style.precise {
+        row.seconds.to_string()
+    } else {
+        format!("{:.1}", row.seconds)
+    };
+    cells.extend([row.epochs.to_string(), seconds]);
+    cells
+}
+
+/// One seed group's row: its axis values (`-` when missing), n, mean, sd, min and max.
+pub(super) fn seed_group_cells(group: &SeedGroup, axes: &[String], style: Style) -> Vec<String> {
+    let mut cells = param_cells(&group.params, axes, "-");
+    cells.extend([
+        group.n.to_string(),
+        style.acc(group.mean),
+        style.opt(group.sd),
+        style.acc(group.min),
+        style.acc(group.max),
+    ]);
+    cells
+}
+
+pub(super) fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Whether every value an axis takes is a number (its column is then right-aligned).
+pub(super) fn axis_is_numeric(report: &Report, axis: &str) -> bool {
+    report
+        .effects
+        .iter()
+        .find(|e| e.axis == axis)
+        .is_some_and(|e| e.values.iter().all(|v| v.value.as_f64().is_some()))
+}
+
+/// One cell per axis: the trial's value, or `missing` when the trial lacks that axis.
+pub(super) fn param_cells(
+    params: &BTreeMap<String, ParamValue>,
+    axes: &[String],
+    missing: &str,
+) -> Vec<String> {
+    axes.iter()
+        .map(|axis| {
+            params
+                .get(axis)
+                .map_or(missing.to_string(), |v| v.to_string())
+        })
+        .collect()
+}
