@@ -34,7 +34,7 @@ pub fn embedding_source(args: &EmbeddingArgs) -> anyhow::Result<EmbeddingSource>
             folder: absolute(folder, "model folder")?,
         });
     }
-    let info = crate::backbones::lookup(&args.backbone).ok_or_else(|| {
+    let info = crate::catalogue::lookup(&args.backbone).ok_or_else(|| {
         InputError::new(format!(
             "--backbone {}: unknown (see `gridsearch backbones`)",
             args.backbone

@@ -6,7 +6,7 @@ use super::doc::{
 };
 use super::settings::{grid_keys, setting_value, train_keys};
 use super::{Axis, DataConfig, DataSource, Grid, ModelConfig, SplitMode};
-use crate::backbones::{self, BackboneInfo};
+use crate::catalogue::{self, BackboneInfo};
 use crate::trial::{ParamValue, TrainSettings};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -166,11 +166,11 @@ fn read_model(
     reject_unknown_keys(table, "[model]", MODEL_KEYS)?;
     // EfficientNet-Lite0, the first catalogued backbone, is the default.
     let backbone = match table.get("backbone") {
-        None => &backbones::BACKBONES[0],
+        None => &catalogue::BACKBONES[0],
         Some(value) => {
             let name = expect_str("backbone", value)?;
-            let known: Vec<&str> = backbones::BACKBONES.iter().map(|b| b.name).collect();
-            backbones::lookup(name).ok_or_else(|| {
+            let known: Vec<&str> = catalogue::BACKBONES.iter().map(|b| b.name).collect();
+            catalogue::lookup(name).ok_or_else(|| {
                 Issue::at(
                     value.span(),
                     format!(
