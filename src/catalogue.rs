@@ -1,10 +1,42 @@
 //! The catalogue of supported backbones: names, blocks and sizes (no candle; grid validation uses it).
 
+use serde_with::{DeserializeFromStr, SerializeDisplay};
+use strum::{Display, EnumString, IntoStaticStr, VariantNames};
+
+/// A supported backbone. Its name, as grid files and model cards spell it, is derived here
+/// once; `model` is the one place that knows how to load each kind.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Display,
+    EnumString,
+    IntoStaticStr,
+    VariantNames,
+    SerializeDisplay,
+    DeserializeFromStr,
+)]
+pub enum BackboneKind {
+    #[strum(serialize = "efficientnet-lite0")]
+    EfficientNetLite0,
+    #[strum(serialize = "inception-v3")]
+    InceptionV3,
+}
+
+impl BackboneKind {
+    /// This backbone's catalogue entry.
+    pub const fn info(self) -> &'static BackboneInfo {
+        &BACKBONES[self as usize]
+    }
+}
+
 /// What the rest of the tool may know about a backbone without loading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackboneInfo {
-    /// The name used in grid files (`[model] backbone = "..."`).
-    pub name: &'static str,
+    /// Which backbone this is; its name is the one used in grid files (`[model] backbone = "..."`).
+    pub kind: BackboneKind,
     /// Blocks that can be unfrozen: `unfreeze_depth` ranges over 0..=blocks.
     pub blocks: usize,
     /// Image size the backbone was trained at.
@@ -19,10 +51,10 @@ pub struct BackboneInfo {
     pub normalisation: &'static str,
 }
 
-/// Every backbone this build knows; the first is the default.
+/// Every backbone this build knows, in `BackboneKind` order; the first is the default.
 pub const BACKBONES: &[BackboneInfo] = &[
     BackboneInfo {
-        name: "efficientnet-lite0",
+        kind: BackboneKind::EfficientNetLite0,
         blocks: 16,
         default_image_size: 224,
         min_image_size: 32,
@@ -48,7 +80,7 @@ pub const BACKBONES: &[BackboneInfo] = &[
         normalisation: "(x - 127.5) / 128 per RGB channel",
     },
     BackboneInfo {
-        name: "inception-v3",
+        kind: BackboneKind::InceptionV3,
         blocks: 11,
         default_image_size: 299,
         // 75 px still leaves Mixed_7c a 1x1 feature map after the three grid reductions.
@@ -62,17 +94,54 @@ pub const BACKBONES: &[BackboneInfo] = &[
     },
 ];
 
+// `BackboneKind::info` indexes `BACKBONES` by kind: one entry per kind, in the enum's order.
+const _: () = {
+    assert!(BACKBONES.len() == <BackboneKind as VariantNames>::VARIANTS.len());
+    let mut i = 0;
+    while i < BACKBONES.len() {
+        assert!(BACKBONES[i].kind as usize == i);
+        i += 1;
+    }
+};
+
+impl BackboneInfo {
+    /// The name used in grid files and model cards.
+    pub fn name(&self) -> &'static str {
+        self.kind.into()
+    }
+}
+
 /// Look a backbone up by its grid-file name.
 pub fn lookup(name: &str) -> Option<&'static BackboneInfo> {
-    BACKBONES.iter().find(|b| b.name == name)
+    name.parse::<BackboneKind>().ok().map(BackboneKind::info)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn every_block_has_a_name() {
-        for b in super::BACKBONES {
-            assert_eq!(b.block_names.len(), b.blocks, "{}", b.name);
+        for b in BACKBONES {
+            assert_eq!(b.block_names.len(), b.blocks, "{}", b.name());
         }
+    }
+
+    #[test]
+    fn each_kind_is_named_once_and_finds_its_entry() {
+        assert_eq!(
+            BackboneKind::VARIANTS,
+            ["efficientnet-lite0", "inception-v3"]
+        );
+        for b in BACKBONES {
+            assert_eq!(b.kind.to_string(), b.name());
+            assert_eq!(lookup(b.name()), Some(b));
+            assert_eq!(b.kind.info(), b);
+            let json = serde_json::to_string(&b.kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", b.name()));
+            assert_eq!(serde_json::from_str::<BackboneKind>(&json).unwrap(), b.kind);
+        }
+        assert_eq!(lookup("efficientnet-Lite0"), None);
+        assert_eq!(lookup(""), None);
     }
 }

@@ -14,7 +14,7 @@ pub fn render(backbones: &[BackboneInfo]) -> String {
     let mut out = String::new();
     for (i, b) in backbones.iter().enumerate() {
         let default = if i == 0 { " (default)" } else { "" };
-        let _ = writeln!(out, "{}{default}", b.name);
+        let _ = writeln!(out, "{}{default}", b.name());
         let _ = writeln!(
             out,
             "  blocks:        {} (unfreeze_depth 0..={}): {}",

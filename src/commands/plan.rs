@@ -31,7 +31,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
         "study {} ({}), {} at {} px",
         grid.study_name,
         grid.path.display(),
-        info.name,
+        info.name(),
         grid.data.image_size
     );
     crate::outln!("{table}");

@@ -160,7 +160,7 @@ impl Grid {
         let shuffled = data.source.is_split_by_the_tool() && data.split == SplitMode::Random;
         let backbone = catalogue::lookup(&self.model.backbone).map(|b| {
             serde_json::json!({
-                "name": b.name, "blocks": b.blocks, "feature_dim": b.feature_dim,
+                "name": b.name(), "blocks": b.blocks, "feature_dim": b.feature_dim,
                 "default_image_size": b.default_image_size, "min_image_size": b.min_image_size,
             })
         });

@@ -70,7 +70,9 @@ impl Classifier {
         if card.unfreeze_depth > info.blocks {
             return Err(bad(format!(
                 "unfreeze_depth {} but {} has {} blocks",
-                card.unfreeze_depth, info.name, info.blocks
+                card.unfreeze_depth,
+                info.name(),
+                info.blocks
             ))
             .into());
         }

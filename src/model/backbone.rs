@@ -2,7 +2,7 @@
 
 use super::efficientnet_lite::{EfficientNetLite0, FeatureHead, MbConv, BLOCKS};
 use super::inception_v3::InceptionV3;
-use crate::catalogue::BackboneInfo;
+use crate::catalogue::{BackboneInfo, BackboneKind};
 use candle_core::{Device, Result, Tensor, Var};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -119,7 +119,7 @@ pub fn load_backbone(
 
 impl Backbone for EfficientNetLite0 {
     fn info(&self) -> &'static BackboneInfo {
-        crate::catalogue::lookup("efficientnet-lite0").expect("catalogued backbone")
+        BackboneKind::EfficientNetLite0.info()
     }
 
     fn preprocess(&self, rgb: &Tensor) -> Result<Tensor> {

@@ -11,7 +11,7 @@ use super::inception_blocks::{
     inception_a, inception_b, inception_c, inception_d, inception_e, BasicConv, Mixed,
 };
 use super::weights::Checkpoint;
-use crate::catalogue::BackboneInfo;
+use crate::catalogue::{BackboneInfo, BackboneKind};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -98,7 +98,7 @@ fn run_blocks(blocks: &[Mixed], x: &Tensor) -> Result<Tensor> {
 
 impl Backbone for InceptionV3 {
     fn info(&self) -> &'static BackboneInfo {
-        crate::catalogue::lookup("inception-v3").expect("catalogued backbone")
+        BackboneKind::InceptionV3.info()
     }
 
     fn preprocess(&self, rgb: &Tensor) -> Result<Tensor> {
