@@ -5,12 +5,14 @@
 //! head conv1x1 320 -> 1280 -> BN -> ReLU6; mean over H, W. BN eps 1e-3, TensorFlow "SAME"
 //! padding (stride-2 convs put the extra pixel bottom/right), inputs `(x - 127.5) / 128`.
 
-use super::backbone::trainable_copies;
 use super::depthwise::same_padding;
+use super::frozen::{run_recording, trainable_copies, Backbone, Recorded, TrainableTail};
 use super::layers::{BatchNorm, ConvBn};
 use super::relu6::relu6;
 use super::weights::Checkpoint;
+use crate::catalogue::{BackboneInfo, BackboneKind};
 use candle_core::{Device, Result, Tensor, Var};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 const BN_EPS: f64 = 1e-3;
@@ -216,7 +218,7 @@ impl EfficientNetLite0 {
 
     /// ImageNet logits of pooled features, when the checkpoint has its classifier.
     pub fn imagenet_logits(&self, features: &Tensor) -> Option<Result<Tensor>> {
-        super::backbone::imagenet_logits(features, &self.classifier)
+        super::frozen::imagenet_logits(features, &self.classifier)
     }
 
     /// A trainable copy of the last `depth` blocks and the head convolution.
@@ -226,5 +228,51 @@ impl EfficientNetLite0 {
         let (conv, v) = self.head.conv.trainable()?;
         vars.extend(v);
         Ok((blocks, FeatureHead { conv }, vars))
+    }
+}
+
+impl Backbone for EfficientNetLite0 {
+    fn info(&self) -> &'static BackboneInfo {
+        BackboneKind::EfficientNetLite0.info()
+    }
+
+    fn preprocess(&self, rgb: &Tensor) -> Result<Tensor> {
+        let x = rgb.to_dtype(candle_core::DType::F32)?;
+        ((x - 127.5)? / 128.0)?.permute((0, 3, 1, 2))?.contiguous()
+    }
+
+    fn forward_recording(&self, input: &Tensor, boundaries: &BTreeSet<usize>) -> Result<Recorded> {
+        let (x, recorded) = run_recording(self.stem(input)?, BLOCKS, boundaries, |x, a, b| {
+            self.blocks(x, a, b)
+        })?;
+        Ok(Recorded {
+            pooled: self.head().forward(&x)?,
+            boundaries: recorded,
+        })
+    }
+
+    fn trainable_tail(&self, depth: usize) -> Result<Box<dyn TrainableTail>> {
+        let (blocks, head, vars) = EfficientNetLite0::trainable_tail(self, depth)?;
+        Ok(Box::new(EfficientNetTail { blocks, head, vars }))
+    }
+}
+
+struct EfficientNetTail {
+    blocks: Vec<MbConv>,
+    head: FeatureHead,
+    vars: Vec<Var>,
+}
+
+impl TrainableTail for EfficientNetTail {
+    fn forward(&self, boundary: &Tensor) -> Result<Tensor> {
+        let x = self
+            .blocks
+            .iter()
+            .try_fold(boundary.clone(), |h, block| block.forward(&h))?;
+        self.head.forward(&x)
+    }
+
+    fn vars(&self) -> &[Var] {
+        &self.vars
     }
 }

@@ -4,7 +4,7 @@
 //! that are the unfreeze boundaries; global average pool -> 2048 features; fc -> 1000 logits.
 //! Loads torchvision's own key names (`Conv2d_1a_3x3.conv.weight`, `Mixed_5b.branch1x1.bn.*`).
 
-use super::backbone::{
+use super::frozen::{
     imagenet_logits, run_recording, trainable_copies, Backbone, Recorded, TrainableTail,
 };
 use super::inception_blocks::{

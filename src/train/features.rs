@@ -3,7 +3,7 @@
 use super::Interrupted;
 use crate::data::decode::DecodedImages;
 use crate::data::Sample;
-use crate::model::backbone::forward_pixels;
+use crate::model::frozen::forward_pixels;
 use crate::model::Backbone;
 use candle_core::{Device, Result, Tensor};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -1,11 +1,9 @@
-//! What training needs from any backbone: one recording forward pass and a trainable tail.
+//! What training needs from any backbone (one recording forward pass and a trainable tail), and
+//! the helpers every implementation shares; it knows no implementation (`load` picks them).
 
-use super::efficientnet_lite::{EfficientNetLite0, FeatureHead, MbConv, BLOCKS};
-use super::inception_v3::InceptionV3;
-use crate::catalogue::{BackboneInfo, BackboneKind};
+use crate::catalogue::BackboneInfo;
 use candle_core::{Device, Result, Tensor, Var};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 /// What one frozen pass over a batch leaves behind.
 pub struct Recorded {
@@ -102,63 +100,4 @@ pub fn imagenet_logits(
     classifier
         .as_ref()
         .map(|(w, b)| features.matmul(&w.t()?)?.broadcast_add(b))
-}
-
-/// Load the backbone named in a grid file from its weights.
-pub fn load_backbone(
-    name: &str,
-    weights: &Path,
-    device: &Device,
-) -> anyhow::Result<Box<dyn Backbone>> {
-    match name {
-        "efficientnet-lite0" => Ok(Box::new(EfficientNetLite0::load(weights, device)?)),
-        "inception-v3" => Ok(Box::new(InceptionV3::load(weights, device)?)),
-        other => anyhow::bail!("unknown backbone `{other}`"),
-    }
-}
-
-impl Backbone for EfficientNetLite0 {
-    fn info(&self) -> &'static BackboneInfo {
-        BackboneKind::EfficientNetLite0.info()
-    }
-
-    fn preprocess(&self, rgb: &Tensor) -> Result<Tensor> {
-        let x = rgb.to_dtype(candle_core::DType::F32)?;
-        ((x - 127.5)? / 128.0)?.permute((0, 3, 1, 2))?.contiguous()
-    }
-
-    fn forward_recording(&self, input: &Tensor, boundaries: &BTreeSet<usize>) -> Result<Recorded> {
-        let (x, recorded) = run_recording(self.stem(input)?, BLOCKS, boundaries, |x, a, b| {
-            self.blocks(x, a, b)
-        })?;
-        Ok(Recorded {
-            pooled: self.head().forward(&x)?,
-            boundaries: recorded,
-        })
-    }
-
-    fn trainable_tail(&self, depth: usize) -> Result<Box<dyn TrainableTail>> {
-        let (blocks, head, vars) = EfficientNetLite0::trainable_tail(self, depth)?;
-        Ok(Box::new(EfficientNetTail { blocks, head, vars }))
-    }
-}
-
-struct EfficientNetTail {
-    blocks: Vec<MbConv>,
-    head: FeatureHead,
-    vars: Vec<Var>,
-}
-
-impl TrainableTail for EfficientNetTail {
-    fn forward(&self, boundary: &Tensor) -> Result<Tensor> {
-        let x = self
-            .blocks
-            .iter()
-            .try_fold(boundary.clone(), |h, block| block.forward(&h))?;
-        self.head.forward(&x)
-    }
-
-    fn vars(&self) -> &[Var] {
-        &self.vars
-    }
 }
