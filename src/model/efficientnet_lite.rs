@@ -18,8 +18,8 @@ use std::path::Path;
 const BN_EPS: f64 = 1e-3;
 const STEM_CHANNELS: usize = 32;
 const HEAD_IN: usize = 320;
-/// Width of the pooled features.
-pub const FEATURE_DIM: usize = 1280;
+/// Block count and feature width, as catalogued.
+const INFO: &BackboneInfo = BackboneKind::EfficientNetLite0.info();
 /// (kernel, stride, expand ratio, in channels, out channels, repeats) per stage.
 const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (3, 1, 1, 32, 16, 1),
@@ -30,8 +30,6 @@ const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (5, 2, 6, 112, 192, 4),
     (3, 1, 6, 192, 320, 1),
 ];
-/// Number of MBConv blocks.
-pub const BLOCKS: usize = 16;
 
 /// The shape of one MBConv block.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +42,7 @@ struct BlockShape {
 }
 
 fn block_shapes() -> Vec<BlockShape> {
-    let mut shapes = Vec::with_capacity(BLOCKS);
+    let mut shapes = Vec::with_capacity(INFO.blocks);
     for (kernel, stride, expand, cin, cout, repeats) in STAGES {
         for i in 0..repeats {
             shapes.push(BlockShape {
@@ -184,8 +182,14 @@ impl EfficientNetLite0 {
             .enumerate()
             .map(|(i, shape)| MbConv::load(&ckpt, i, shape))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let conv = ConvBn::pointwise(&ckpt, "_conv_head", "_bn1", (HEAD_IN, FEATURE_DIM), BN_EPS)?;
-        let classifier = ckpt.optional_linear("_fc", (1000, FEATURE_DIM))?;
+        let conv = ConvBn::pointwise(
+            &ckpt,
+            "_conv_head",
+            "_bn1",
+            (HEAD_IN, INFO.feature_dim),
+            BN_EPS,
+        )?;
+        let classifier = ckpt.optional_linear("_fc", (1000, INFO.feature_dim))?;
         Ok(EfficientNetLite0 {
             stem,
             blocks,
@@ -212,7 +216,7 @@ impl EfficientNetLite0 {
 
     /// Pooled features of normalised NCHW images.
     pub fn features(&self, images: &Tensor) -> Result<Tensor> {
-        let x = self.blocks(&self.stem(images)?, 0, BLOCKS)?;
+        let x = self.blocks(&self.stem(images)?, 0, INFO.blocks)?;
         self.head.forward(&x)
     }
 
@@ -224,7 +228,7 @@ impl EfficientNetLite0 {
     /// A trainable copy of the last `depth` blocks and the head convolution.
     pub fn trainable_tail(&self, depth: usize) -> Result<(Vec<MbConv>, FeatureHead, Vec<Var>)> {
         let (blocks, mut vars) =
-            trainable_copies(&self.blocks[BLOCKS - depth..], |b| b.trainable())?;
+            trainable_copies(&self.blocks[INFO.blocks - depth..], |b| b.trainable())?;
         let (conv, v) = self.head.conv.trainable()?;
         vars.extend(v);
         Ok((blocks, FeatureHead { conv }, vars))
@@ -233,7 +237,7 @@ impl EfficientNetLite0 {
 
 impl Backbone for EfficientNetLite0 {
     fn info(&self) -> &'static BackboneInfo {
-        BackboneKind::EfficientNetLite0.info()
+        INFO
     }
 
     fn preprocess(&self, rgb: &Tensor) -> Result<Tensor> {
@@ -242,9 +246,10 @@ impl Backbone for EfficientNetLite0 {
     }
 
     fn forward_recording(&self, input: &Tensor, boundaries: &BTreeSet<usize>) -> Result<Recorded> {
-        let (x, recorded) = run_recording(self.stem(input)?, BLOCKS, boundaries, |x, a, b| {
-            self.blocks(x, a, b)
-        })?;
+        let (x, recorded) =
+            run_recording(self.stem(input)?, INFO.blocks, boundaries, |x, a, b| {
+                self.blocks(x, a, b)
+            })?;
         Ok(Recorded {
             pooled: self.head().forward(&x)?,
             boundaries: recorded,
@@ -274,5 +279,31 @@ impl TrainableTail for EfficientNetTail {
 
     fn vars(&self) -> &[Var] {
         &self.vars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The network `load` builds is the one catalogued: its blocks, their names, its width.
+    #[test]
+    fn loaded_blocks_and_feature_width_match_the_catalogue() {
+        let weights =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/efficientnet_lite0.safetensors");
+        let model = EfficientNetLite0::load(&weights, &Device::Cpu).unwrap();
+        assert_eq!(model.blocks.len(), INFO.blocks);
+        for (i, name) in INFO.block_names.iter().enumerate() {
+            assert_eq!(
+                *name,
+                format!("_blocks.{i}"),
+                "the checkpoint name of block {i}"
+            );
+        }
+        let size = INFO.min_image_size;
+        let rgb = Tensor::zeros((1, size, size, 3), candle_core::DType::U8, &Device::Cpu).unwrap();
+        let input = model.preprocess(&rgb).unwrap();
+        let recorded = model.forward_recording(&input, &BTreeSet::new()).unwrap();
+        assert_eq!(recorded.pooled.dims(), [1, INFO.feature_dim]);
     }
 }
