@@ -109,6 +109,17 @@ impl BackboneInfo {
     pub fn name(&self) -> &'static str {
         self.kind.into()
     }
+
+    /// The boundary of a fine-tune of the last `depth` blocks: the first block it trains, whose
+    /// recorded input it starts from.
+    pub fn boundary_of(&self, depth: usize) -> usize {
+        self.blocks - depth
+    }
+
+    /// How many blocks a fine-tune from `boundary` trains (the inverse of `boundary_of`).
+    pub fn depth_of(&self, boundary: usize) -> usize {
+        self.blocks - boundary
+    }
 }
 
 /// Look a backbone up by its grid-file name.
@@ -143,5 +154,15 @@ mod tests {
         }
         assert_eq!(lookup("efficientnet-Lite0"), None);
         assert_eq!(lookup(""), None);
+    }
+
+    #[test]
+    fn a_boundary_and_its_depth_are_inverses() {
+        let info = BackboneKind::EfficientNetLite0.info();
+        assert_eq!(info.boundary_of(0), 16);
+        assert_eq!(info.boundary_of(2), 14);
+        for depth in 0..=info.blocks {
+            assert_eq!(info.depth_of(info.boundary_of(depth)), depth);
+        }
     }
 }

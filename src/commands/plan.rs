@@ -10,7 +10,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
     let grid = Grid::load(&args.grid)?;
     let trials = grid.trials();
     let info = crate::catalogue::lookup(&grid.model.backbone).expect("validated backbone");
-    let plan = Plan::new(&trials, info.blocks);
+    let plan = Plan::new(&trials, info);
     let mut table = Table::new();
     table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
     let mut header = vec!["#".to_string(), "key".to_string()];

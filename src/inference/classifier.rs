@@ -95,7 +95,7 @@ impl Classifier {
                 }
                 var.set(saved)?;
             }
-            Some((info.blocks - card.unfreeze_depth, tail))
+            Some((info.boundary_of(card.unfreeze_depth), tail))
         };
         Ok(Classifier { card, head, tail })
     }

@@ -228,7 +228,7 @@ impl EfficientNetLite0 {
     /// A trainable copy of the last `depth` blocks and the head convolution.
     pub fn trainable_tail(&self, depth: usize) -> Result<(Vec<MbConv>, FeatureHead, Vec<Var>)> {
         let (blocks, mut vars) =
-            trainable_copies(&self.blocks[INFO.blocks - depth..], |b| b.trainable())?;
+            trainable_copies(&self.blocks[INFO.boundary_of(depth)..], |b| b.trainable())?;
         let (conv, v) = self.head.conv.trainable()?;
         vars.extend(v);
         Ok((blocks, FeatureHead { conv }, vars))

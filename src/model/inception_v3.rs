@@ -124,7 +124,7 @@ impl Backbone for InceptionV3 {
 
     fn trainable_tail(&self, depth: usize) -> Result<Box<dyn TrainableTail>> {
         let (blocks, vars) =
-            trainable_copies(&self.blocks[INFO.blocks - depth..], |b| b.trainable())?;
+            trainable_copies(&self.blocks[INFO.boundary_of(depth)..], |b| b.trainable())?;
         Ok(Box::new(InceptionTail { blocks, vars }))
     }
 }

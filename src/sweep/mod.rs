@@ -264,7 +264,7 @@ fn queue_trials(
         todo: todo.len(),
         added,
     });
-    let plan = Plan::new(&todo, checked.backbone.info().blocks);
+    let plan = Plan::new(&todo, checked.backbone.info());
     Ok(Queued {
         study,
         todo,

@@ -75,7 +75,7 @@ pub fn finetune_phase<'a>(
     on_epoch: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
 ) -> anyhow::Result<FineTuned> {
     let depth = settings.unfreeze_depth;
-    let boundary = ctx.backbone.info().blocks - depth;
+    let boundary = ctx.backbone.info().boundary_of(depth);
     let recorded =
         |split: &'a super::features::Activations| -> anyhow::Result<&'a candle_core::Tensor> {
             split
