@@ -5,12 +5,45 @@ use crate::catalogue::BackboneInfo;
 use candle_core::{Device, Result, Tensor, Var};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// What one frozen pass over a batch leaves behind.
+/// What a frozen pass leaves behind, row i = image i: of one batch, or of a whole split.
 pub struct Recorded {
     /// Pooled features [N, feature_dim].
     pub pooled: Tensor,
     /// The input of block `b` for each requested boundary `b`.
     pub boundaries: BTreeMap<usize, Tensor>,
+}
+
+impl Recorded {
+    /// The rows of `parts` one after another (batches of one pass, in order).
+    pub fn cat(parts: Vec<Recorded>) -> Result<Recorded> {
+        let mut pooled = Vec::with_capacity(parts.len());
+        let mut boundaries: BTreeMap<usize, Vec<Tensor>> = BTreeMap::new();
+        for part in parts {
+            pooled.push(part.pooled);
+            for (b, t) in part.boundaries {
+                boundaries.entry(b).or_default().push(t);
+            }
+        }
+        Ok(Recorded {
+            pooled: Tensor::cat(&pooled, 0)?,
+            boundaries: boundaries
+                .into_iter()
+                .map(|(b, parts)| Ok((b, Tensor::cat(&parts, 0)?)))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// The rows at `index` (u32 [K]), in its order.
+    pub fn rows(&self, index: &Tensor) -> Result<Recorded> {
+        Ok(Recorded {
+            pooled: self.pooled.index_select(index, 0)?,
+            boundaries: self
+                .boundaries
+                .iter()
+                .map(|(&b, t)| Ok((b, t.index_select(index, 0)?)))
+                .collect::<Result<_>>()?,
+        })
+    }
 }
 
 /// A frozen, pretrained feature extractor whose last blocks can be fine-tuned.
@@ -100,4 +133,43 @@ pub fn imagenet_logits(
     classifier
         .as_ref()
         .map(|(w, b)| features.matmul(&w.t()?)?.broadcast_add(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows `values` as pooled features [N, 1], and as the input of block 3, [N, 2].
+    fn recorded(values: &[f32]) -> Recorded {
+        let cpu = &Device::Cpu;
+        let twice: Vec<f32> = values.iter().flat_map(|&v| [v, 10.0 * v]).collect();
+        Recorded {
+            pooled: Tensor::from_slice(values, (values.len(), 1), cpu).unwrap(),
+            boundaries: BTreeMap::from([(
+                3,
+                Tensor::from_vec(twice, (values.len(), 2), cpu).unwrap(),
+            )]),
+        }
+    }
+
+    #[test]
+    fn batches_join_in_order_and_rows_are_picked_by_index() {
+        let all = Recorded::cat(vec![recorded(&[0.0, 1.0]), recorded(&[2.0])]).unwrap();
+        let expected = recorded(&[0.0, 1.0, 2.0]);
+        assert_eq!(
+            all.pooled.to_vec2::<f32>().unwrap(),
+            expected.pooled.to_vec2::<f32>().unwrap()
+        );
+        assert_eq!(
+            all.boundaries[&3].to_vec2::<f32>().unwrap(),
+            expected.boundaries[&3].to_vec2::<f32>().unwrap()
+        );
+        let index = Tensor::new(&[2u32, 0], &Device::Cpu).unwrap();
+        let picked = all.rows(&index).unwrap();
+        assert_eq!(picked.pooled.to_vec2::<f32>().unwrap(), [[2.0], [0.0]]);
+        assert_eq!(
+            picked.boundaries[&3].to_vec2::<f32>().unwrap(),
+            [[2.0, 20.0], [0.0, 0.0]]
+        );
+    }
 }
