@@ -135,6 +135,19 @@ pub fn imagenet_logits(
         .map(|(w, b)| features.matmul(&w.t()?)?.broadcast_add(b))
 }
 
+/// The width of the pooled features `backbone` computes (on one black image of its smallest
+/// size), for tests that hold a loaded backbone to its catalogue entry.
+#[cfg(test)]
+pub(crate) fn pooled_width(backbone: &dyn Backbone) -> usize {
+    let size = backbone.info().min_image_size;
+    let rgb = Tensor::zeros((1, size, size, 3), candle_core::DType::U8, &Device::Cpu).unwrap();
+    let input = backbone.preprocess(&rgb).unwrap();
+    let recorded = backbone
+        .forward_recording(&input, &BTreeSet::new())
+        .unwrap();
+    recorded.pooled.dim(1).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
