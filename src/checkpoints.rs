@@ -105,14 +105,14 @@ impl CheckpointKeeper {
 
 /// The model's probabilities on the validation split (no dropout), as the trial scored it.
 fn validation_pass(model: &TrainedModel, val: &Activations) -> anyhow::Result<Validation> {
-    let n = val.pooled.dim(0)?;
+    let n = val.frozen.pooled.dim(0)?;
     let mut parts = Vec::new();
     for start in (0..n).step_by(BATCH) {
         let len = BATCH.min(n - start);
         let features = match model.tail {
-            None => val.pooled.narrow(0, start, len)?,
+            None => val.frozen.pooled.narrow(0, start, len)?,
             Some((boundary, tail)) => {
-                let input = val.boundaries.get(&boundary).ok_or_else(|| {
+                let input = val.frozen.boundaries.get(&boundary).ok_or_else(|| {
                     anyhow::anyhow!("the backbone pass did not record block {boundary}")
                 })?;
                 tail.forward(&input.narrow(0, start, len)?)?

@@ -232,7 +232,10 @@ fn train_group(
                     trial.id,
                     &summarize(&all, trial.settings.objective, seconds),
                 )?;
-                let boundary = ctx.backbone.info().blocks - trial.settings.unfreeze_depth;
+                let boundary = ctx
+                    .backbone
+                    .info()
+                    .boundary_of(trial.settings.unfreeze_depth);
                 let model = match &tuned {
                     Some(t) => TrainedModel {
                         head: &t.head,

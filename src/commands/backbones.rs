@@ -1,7 +1,7 @@
 //! `gridsearch backbones`: every catalogued backbone, its blocks and its image sizes.
 
 use super::Exit;
-use crate::backbones::{BackboneInfo, BACKBONES};
+use crate::catalogue::{BackboneInfo, BACKBONES};
 use std::fmt::Write;
 
 pub fn run() -> anyhow::Result<Exit> {
@@ -14,7 +14,7 @@ pub fn render(backbones: &[BackboneInfo]) -> String {
     let mut out = String::new();
     for (i, b) in backbones.iter().enumerate() {
         let default = if i == 0 { " (default)" } else { "" };
-        let _ = writeln!(out, "{}{default}", b.name);
+        let _ = writeln!(out, "{}{default}", b.name());
         let _ = writeln!(
             out,
             "  blocks:        {} (unfreeze_depth 0..={}): {}",
@@ -39,7 +39,7 @@ pub fn render(backbones: &[BackboneInfo]) -> String {
 mod tests {
     #[test]
     fn lists_both_backbones_with_their_blocks() {
-        let text = super::render(crate::backbones::BACKBONES);
+        let text = super::render(crate::catalogue::BACKBONES);
         assert!(text.starts_with("efficientnet-lite0 (default)\n"));
         assert!(
             text.contains("inception-v3\n  blocks:        11 (unfreeze_depth 0..=11): Mixed_5b,")

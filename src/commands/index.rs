@@ -34,7 +34,7 @@ pub fn embedding_source(args: &EmbeddingArgs) -> anyhow::Result<EmbeddingSource>
             folder: absolute(folder, "model folder")?,
         });
     }
-    let info = crate::backbones::lookup(&args.backbone).ok_or_else(|| {
+    let info = crate::catalogue::lookup(&args.backbone).ok_or_else(|| {
         InputError::new(format!(
             "--backbone {}: unknown (see `gridsearch backbones`)",
             args.backbone
@@ -44,12 +44,13 @@ pub fn embedding_source(args: &EmbeddingArgs) -> anyhow::Result<EmbeddingSource>
     if image_size < info.min_image_size {
         return Err(InputError::new(format!(
             "--image-size {image_size}: {} needs at least {}",
-            info.name, info.min_image_size
+            info.name(),
+            info.min_image_size
         ))
         .into());
     }
     Ok(EmbeddingSource::Backbone {
-        backbone: info.name.to_string(),
+        backbone: info.name().to_string(),
         weights: absolute(&args.weights, "weights file")?,
         image_size,
     })

@@ -9,8 +9,8 @@ use comfy_table::Table;
 pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
     let grid = Grid::load(&args.grid)?;
     let trials = grid.trials();
-    let info = crate::backbones::lookup(&grid.model.backbone).expect("validated backbone");
-    let plan = Plan::new(&trials, info.blocks);
+    let info = crate::catalogue::lookup(&grid.model.backbone).expect("validated backbone");
+    let plan = Plan::new(&trials, info);
     let mut table = Table::new();
     table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
     let mut header = vec!["#".to_string(), "key".to_string()];
@@ -31,7 +31,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
         "study {} ({}), {} at {} px",
         grid.study_name,
         grid.path.display(),
-        info.name,
+        info.name(),
         grid.data.image_size
     );
     crate::outln!("{table}");

@@ -4,7 +4,7 @@ mod doc;
 mod sections;
 mod settings;
 
-use crate::backbones;
+use crate::catalogue;
 use crate::error::InputError;
 use crate::trial::{ParamValue, TrainSettings, TrialSpec};
 use doc::Issue;
@@ -158,9 +158,9 @@ impl Grid {
             }),
         };
         let shuffled = data.source.is_split_by_the_tool() && data.split == SplitMode::Random;
-        let backbone = backbones::lookup(&self.model.backbone).map(|b| {
+        let backbone = catalogue::lookup(&self.model.backbone).map(|b| {
             serde_json::json!({
-                "name": b.name, "blocks": b.blocks, "feature_dim": b.feature_dim,
+                "name": b.name(), "blocks": b.blocks, "feature_dim": b.feature_dim,
                 "default_image_size": b.default_image_size, "min_image_size": b.min_image_size,
             })
         });

@@ -6,7 +6,7 @@ use super::doc::{
 };
 use super::settings::{grid_keys, setting_value, train_keys};
 use super::{Axis, DataConfig, DataSource, Grid, ModelConfig, SplitMode};
-use crate::backbones::{self, BackboneInfo};
+use crate::catalogue::{self, BackboneInfo};
 use crate::trial::{ParamValue, TrainSettings};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -166,11 +166,11 @@ fn read_model(
     reject_unknown_keys(table, "[model]", MODEL_KEYS)?;
     // EfficientNet-Lite0, the first catalogued backbone, is the default.
     let backbone = match table.get("backbone") {
-        None => &backbones::BACKBONES[0],
+        None => &catalogue::BACKBONES[0],
         Some(value) => {
             let name = expect_str("backbone", value)?;
-            let known: Vec<&str> = backbones::BACKBONES.iter().map(|b| b.name).collect();
-            backbones::lookup(name).ok_or_else(|| {
+            let known: Vec<&str> = catalogue::BACKBONES.iter().map(|b| b.name()).collect();
+            catalogue::lookup(name).ok_or_else(|| {
                 Issue::at(
                     value.span(),
                     format!(
@@ -184,7 +184,7 @@ fn read_model(
     let (weights_key, weights_value) = require_entry(section_key, table, "weights")?;
     let weights = resolved_path(base, "weights", weights_value)?;
     let model = ModelConfig {
-        backbone: backbone.name.to_string(),
+        backbone: backbone.name().to_string(),
         weights,
     };
     Ok((model, backbone, weights_key.span()))
@@ -388,7 +388,7 @@ fn image_size(value: Option<&Value<'_>>, backbone: &BackboneInfo) -> Result<usiz
     };
     let min = i64::try_from(backbone.min_image_size).unwrap_or(i64::MAX);
     let size = expect_count("image_size", value, min, MAX_IMAGE_SIZE).map_err(|mut issue| {
-        issue.message = format!("{} (for {})", issue.message, backbone.name);
+        issue.message = format!("{} (for {})", issue.message, backbone.name());
         issue
     })?;
     Ok(to_usize(size))

@@ -1,6 +1,6 @@
 //! A model card: what a trained model needs to run and where it came from, as JSON.
 
-use crate::backbones::BackboneInfo;
+use crate::catalogue::BackboneInfo;
 use crate::trial::{ParamValue, TrainSettings, TrialOutcome, TrialRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -70,7 +70,9 @@ impl Classifier {
         if card.unfreeze_depth > info.blocks {
             return Err(bad(format!(
                 "unfreeze_depth {} but {} has {} blocks",
-                card.unfreeze_depth, info.name, info.blocks
+                card.unfreeze_depth,
+                info.name(),
+                info.blocks
             ))
             .into());
         }
@@ -93,7 +95,7 @@ impl Classifier {
                 }
                 var.set(saved)?;
             }
-            Some((info.blocks - card.unfreeze_depth, tail))
+            Some((info.boundary_of(card.unfreeze_depth), tail))
         };
         Ok(Classifier { card, head, tail })
     }

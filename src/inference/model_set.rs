@@ -4,7 +4,7 @@
 use super::classifier::Classifier;
 use super::saved::{model_folders, SavedModel};
 use crate::data::decode::{decode_bytes, decode_file};
-use crate::model::backbone::forward_pixels;
+use crate::model::frozen::forward_pixels;
 use crate::model::{load_backbone, Backbone, Device, Recorded};
 use rayon::prelude::*;
 use serde::Serialize;

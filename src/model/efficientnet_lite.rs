@@ -5,19 +5,21 @@
 //! head conv1x1 320 -> 1280 -> BN -> ReLU6; mean over H, W. BN eps 1e-3, TensorFlow "SAME"
 //! padding (stride-2 convs put the extra pixel bottom/right), inputs `(x - 127.5) / 128`.
 
-use super::backbone::trainable_copies;
 use super::depthwise::same_padding;
+use super::frozen::{run_recording, trainable_copies, Backbone, Recorded, TrainableTail};
 use super::layers::{BatchNorm, ConvBn};
 use super::relu6::relu6;
 use super::weights::Checkpoint;
+use crate::catalogue::{BackboneInfo, BackboneKind};
 use candle_core::{Device, Result, Tensor, Var};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 const BN_EPS: f64 = 1e-3;
 const STEM_CHANNELS: usize = 32;
 const HEAD_IN: usize = 320;
-/// Width of the pooled features.
-pub const FEATURE_DIM: usize = 1280;
+/// Block count and feature width, as catalogued.
+const INFO: &BackboneInfo = BackboneKind::EfficientNetLite0.info();
 /// (kernel, stride, expand ratio, in channels, out channels, repeats) per stage.
 const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (3, 1, 1, 32, 16, 1),
@@ -28,8 +30,6 @@ const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (5, 2, 6, 112, 192, 4),
     (3, 1, 6, 192, 320, 1),
 ];
-/// Number of MBConv blocks.
-pub const BLOCKS: usize = 16;
 
 /// The shape of one MBConv block.
 #[derive(Clone, Copy, Debug)]
@@ -42,7 +42,7 @@ struct BlockShape {
 }
 
 fn block_shapes() -> Vec<BlockShape> {
-    let mut shapes = Vec::with_capacity(BLOCKS);
+    let mut shapes = Vec::with_capacity(INFO.blocks);
     for (kernel, stride, expand, cin, cout, repeats) in STAGES {
         for i in 0..repeats {
             shapes.push(BlockShape {
@@ -182,8 +182,14 @@ impl EfficientNetLite0 {
             .enumerate()
             .map(|(i, shape)| MbConv::load(&ckpt, i, shape))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let conv = ConvBn::pointwise(&ckpt, "_conv_head", "_bn1", (HEAD_IN, FEATURE_DIM), BN_EPS)?;
-        let classifier = ckpt.optional_linear("_fc", (1000, FEATURE_DIM))?;
+        let conv = ConvBn::pointwise(
+            &ckpt,
+            "_conv_head",
+            "_bn1",
+            (HEAD_IN, INFO.feature_dim),
+            BN_EPS,
+        )?;
+        let classifier = ckpt.optional_linear("_fc", (1000, INFO.feature_dim))?;
         Ok(EfficientNetLite0 {
             stem,
             blocks,
@@ -210,21 +216,91 @@ impl EfficientNetLite0 {
 
     /// Pooled features of normalised NCHW images.
     pub fn features(&self, images: &Tensor) -> Result<Tensor> {
-        let x = self.blocks(&self.stem(images)?, 0, BLOCKS)?;
+        let x = self.blocks(&self.stem(images)?, 0, INFO.blocks)?;
         self.head.forward(&x)
     }
 
     /// ImageNet logits of pooled features, when the checkpoint has its classifier.
     pub fn imagenet_logits(&self, features: &Tensor) -> Option<Result<Tensor>> {
-        super::backbone::imagenet_logits(features, &self.classifier)
+        super::frozen::imagenet_logits(features, &self.classifier)
     }
 
     /// A trainable copy of the last `depth` blocks and the head convolution.
     pub fn trainable_tail(&self, depth: usize) -> Result<(Vec<MbConv>, FeatureHead, Vec<Var>)> {
         let (blocks, mut vars) =
-            trainable_copies(&self.blocks[BLOCKS - depth..], |b| b.trainable())?;
+            trainable_copies(&self.blocks[INFO.boundary_of(depth)..], |b| b.trainable())?;
         let (conv, v) = self.head.conv.trainable()?;
         vars.extend(v);
         Ok((blocks, FeatureHead { conv }, vars))
+    }
+}
+
+impl Backbone for EfficientNetLite0 {
+    fn info(&self) -> &'static BackboneInfo {
+        INFO
+    }
+
+    fn preprocess(&self, rgb: &Tensor) -> Result<Tensor> {
+        let x = rgb.to_dtype(candle_core::DType::F32)?;
+        ((x - 127.5)? / 128.0)?.permute((0, 3, 1, 2))?.contiguous()
+    }
+
+    fn forward_recording(&self, input: &Tensor, boundaries: &BTreeSet<usize>) -> Result<Recorded> {
+        let (x, recorded) =
+            run_recording(self.stem(input)?, INFO.blocks, boundaries, |x, a, b| {
+                self.blocks(x, a, b)
+            })?;
+        Ok(Recorded {
+            pooled: self.head().forward(&x)?,
+            boundaries: recorded,
+        })
+    }
+
+    fn trainable_tail(&self, depth: usize) -> Result<Box<dyn TrainableTail>> {
+        let (blocks, head, vars) = EfficientNetLite0::trainable_tail(self, depth)?;
+        Ok(Box::new(EfficientNetTail { blocks, head, vars }))
+    }
+}
+
+struct EfficientNetTail {
+    blocks: Vec<MbConv>,
+    head: FeatureHead,
+    vars: Vec<Var>,
+}
+
+impl TrainableTail for EfficientNetTail {
+    fn forward(&self, boundary: &Tensor) -> Result<Tensor> {
+        let x = self
+            .blocks
+            .iter()
+            .try_fold(boundary.clone(), |h, block| block.forward(&h))?;
+        self.head.forward(&x)
+    }
+
+    fn vars(&self) -> &[Var] {
+        &self.vars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::frozen::pooled_width;
+
+    /// The network `load` builds is the one catalogued: its blocks, their names, its width.
+    #[test]
+    fn loaded_blocks_and_feature_width_match_the_catalogue() {
+        let weights =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/efficientnet_lite0.safetensors");
+        let model = EfficientNetLite0::load(&weights, &Device::Cpu).unwrap();
+        assert_eq!(model.blocks.len(), INFO.blocks);
+        for (i, name) in INFO.block_names.iter().enumerate() {
+            assert_eq!(
+                *name,
+                format!("_blocks.{i}"),
+                "the checkpoint name of block {i}"
+            );
+        }
+        assert_eq!(pooled_width(&model), INFO.feature_dim);
     }
 }

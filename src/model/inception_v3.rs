@@ -4,22 +4,20 @@
 //! that are the unfreeze boundaries; global average pool -> 2048 features; fc -> 1000 logits.
 //! Loads torchvision's own key names (`Conv2d_1a_3x3.conv.weight`, `Mixed_5b.branch1x1.bn.*`).
 
-use super::backbone::{
+use super::frozen::{
     imagenet_logits, run_recording, trainable_copies, Backbone, Recorded, TrainableTail,
 };
 use super::inception_blocks::{
     inception_a, inception_b, inception_c, inception_d, inception_e, BasicConv, Mixed,
 };
 use super::weights::Checkpoint;
-use crate::backbones::BackboneInfo;
+use crate::catalogue::{BackboneInfo, BackboneKind};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// Number of Mixed blocks (the unfreeze boundaries).
-pub const BLOCKS: usize = 11;
-/// Width of the pooled features.
-pub const FEATURE_DIM: usize = 2048;
+/// Mixed block count (the unfreeze boundaries) and feature width, as catalogued.
+const INFO: &BackboneInfo = BackboneKind::InceptionV3.info();
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
@@ -57,7 +55,7 @@ impl InceptionV3 {
             inception_e(c, "Mixed_7b", 1280)?,
             inception_e(c, "Mixed_7c", 2048)?,
         ];
-        let classifier = ckpt.optional_linear("fc", (1000, FEATURE_DIM))?;
+        let classifier = ckpt.optional_linear("fc", (1000, INFO.feature_dim))?;
         Ok(InceptionV3 {
             stem,
             blocks,
@@ -83,7 +81,8 @@ impl InceptionV3 {
 
     /// Pooled features of normalised NCHW images.
     pub fn features(&self, images: &Tensor) -> Result<Tensor> {
-        self.blocks(&self.stem(images)?, 0, BLOCKS)?.mean((2, 3))
+        self.blocks(&self.stem(images)?, 0, INFO.blocks)?
+            .mean((2, 3))
     }
 
     /// ImageNet logits of pooled features, when the checkpoint has its classifier.
@@ -98,7 +97,7 @@ fn run_blocks(blocks: &[Mixed], x: &Tensor) -> Result<Tensor> {
 
 impl Backbone for InceptionV3 {
     fn info(&self) -> &'static BackboneInfo {
-        crate::backbones::lookup("inception-v3").expect("catalogued backbone")
+        INFO
     }
 
     fn preprocess(&self, rgb: &Tensor) -> Result<Tensor> {
@@ -113,9 +112,10 @@ impl Backbone for InceptionV3 {
     }
 
     fn forward_recording(&self, input: &Tensor, boundaries: &BTreeSet<usize>) -> Result<Recorded> {
-        let (x, recorded) = run_recording(self.stem(input)?, BLOCKS, boundaries, |x, a, b| {
-            self.blocks(x, a, b)
-        })?;
+        let (x, recorded) =
+            run_recording(self.stem(input)?, INFO.blocks, boundaries, |x, a, b| {
+                self.blocks(x, a, b)
+            })?;
         Ok(Recorded {
             pooled: x.mean((2, 3))?,
             boundaries: recorded,
@@ -123,7 +123,8 @@ impl Backbone for InceptionV3 {
     }
 
     fn trainable_tail(&self, depth: usize) -> Result<Box<dyn TrainableTail>> {
-        let (blocks, vars) = trainable_copies(&self.blocks[BLOCKS - depth..], |b| b.trainable())?;
+        let (blocks, vars) =
+            trainable_copies(&self.blocks[INFO.boundary_of(depth)..], |b| b.trainable())?;
         Ok(Box::new(InceptionTail { blocks, vars }))
     }
 }
@@ -141,5 +142,37 @@ impl TrainableTail for InceptionTail {
 
     fn vars(&self) -> &[Var] {
         &self.vars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::frozen::pooled_width;
+    use std::path::PathBuf;
+
+    /// The fixture weights (torchvision's shapes, seeded random values), or None (with a loud
+    /// message) when they are absent outside CI, found as `tests/parity_inception.rs` finds them.
+    fn fixture_weights() -> Option<PathBuf> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/inception_v3");
+        if dir.is_dir() {
+            return Some(dir.join("inception_v3_random_f16.safetensors"));
+        }
+        let message =
+            "SKIPPED: InceptionV3 against the catalogue: ../shared/fixtures/inception_v3 not found";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+        eprintln!("\n!!!!!!!!!!!!!!!!\n{message}\n!!!!!!!!!!!!!!!!\n");
+        None
+    }
+
+    /// The network `load` builds is the one catalogued: its Mixed blocks and its width.
+    #[test]
+    fn loaded_blocks_and_feature_width_match_the_catalogue() {
+        let Some(weights) = fixture_weights() else {
+            return;
+        };
+        let model = InceptionV3::load(&weights, &Device::Cpu).unwrap();
+        assert_eq!(model.blocks.len(), INFO.blocks);
+        assert_eq!(pooled_width(&model), INFO.feature_dim);
     }
 }

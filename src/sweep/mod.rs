@@ -264,7 +264,7 @@ fn queue_trials(
         todo: todo.len(),
         added,
     });
-    let plan = Plan::new(&todo, checked.backbone.info().blocks);
+    let plan = Plan::new(&todo, checked.backbone.info());
     Ok(Queued {
         study,
         todo,
@@ -389,7 +389,7 @@ fn checkpoint_keeper(checked: &CheckedGrid, study: &str, settings: &Settings) ->
         format: FORMAT.to_string(),
         study: study.to_string(),
         labels: checked.dataset.classes.clone(),
-        backbone: info.name.to_string(),
+        backbone: info.name().to_string(),
         backbone_weights: checked.frozen.weights.clone(),
         backbone_sha256: None,
         image_size: checked.frozen.image_size,

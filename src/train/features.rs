@@ -3,19 +3,17 @@
 use super::Interrupted;
 use crate::data::decode::DecodedImages;
 use crate::data::Sample;
-use crate::model::backbone::forward_pixels;
-use crate::model::Backbone;
+use crate::model::frozen::forward_pixels;
+use crate::model::{Backbone, Recorded};
 use candle_core::{Device, Result, Tensor};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Frozen activations of one split, row i = image i.
+/// Frozen activations of one split, row i = image i, with what each row is.
 pub struct Activations {
-    /// Pooled features [N, F].
-    pub pooled: Tensor,
-    /// Input of block b, [N, H, W, C], for each recorded boundary b.
-    pub boundaries: BTreeMap<usize, Tensor>,
+    /// Pooled features and the input of each recorded boundary block.
+    pub frozen: Recorded,
     /// Class index per image [N] (u32).
     pub labels: Tensor,
     /// The image file of each row.
@@ -53,21 +51,10 @@ pub fn record(
         device,
         &before_batch,
     )?;
-    let mut pooled = Vec::with_capacity(outputs.len());
-    let mut recorded: BTreeMap<usize, Vec<Tensor>> = BTreeMap::new();
-    for out in outputs {
-        pooled.push(out.pooled);
-        for (b, t) in out.boundaries {
-            recorded.entry(b).or_default().push(t);
-        }
-    }
+    let frozen = Recorded::cat(outputs)?;
     let labels: Vec<u32> = images.samples.iter().map(|s| s.label as u32).collect();
     Ok(Activations {
-        pooled: Tensor::cat(&pooled, 0)?,
-        boundaries: recorded
-            .into_iter()
-            .map(|(b, parts)| Ok((b, Tensor::cat(&parts, 0)?)))
-            .collect::<Result<_>>()?,
+        frozen,
         labels: Tensor::new(labels, device)?,
         files: images.samples.iter().map(|s| s.path.clone()).collect(),
     })
@@ -109,16 +96,10 @@ impl SharedActivations {
             .collect();
         let rows: Vec<u32> = kept.iter().map(|(row, _)| *row).collect();
         let labels: Vec<u32> = kept.iter().map(|(_, s)| s.label as u32).collect();
-        let device = self.all.pooled.device();
+        let device = self.all.frozen.pooled.device();
         let index = Tensor::new(rows.as_slice(), device)?;
         Ok(Activations {
-            pooled: self.all.pooled.index_select(&index, 0)?,
-            boundaries: self
-                .all
-                .boundaries
-                .iter()
-                .map(|(&b, t)| Ok((b, t.index_select(&index, 0)?)))
-                .collect::<Result<_>>()?,
+            frozen: self.all.frozen.rows(&index)?,
             labels: Tensor::new(labels, device)?,
             files: kept.iter().map(|(_, s)| s.path.clone()).collect(),
         })

@@ -40,9 +40,9 @@ pub fn head_phase(
     };
     let head = Head::new(config, &mut rng, ctx.device)?;
     let data = PhaseData {
-        train_inputs: &ctx.bank.train.pooled,
+        train_inputs: &ctx.bank.train.frozen.pooled,
         train_labels: &ctx.bank.train.labels,
-        val_inputs: &ctx.bank.val.pooled,
+        val_inputs: &ctx.bank.val.frozen.pooled,
         val_labels: &ctx.bank.val.labels,
     };
     let fit_settings = fit_settings(settings, Phase::Head, ctx.classes);
@@ -75,10 +75,11 @@ pub fn finetune_phase<'a>(
     on_epoch: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
 ) -> anyhow::Result<FineTuned> {
     let depth = settings.unfreeze_depth;
-    let boundary = ctx.backbone.info().blocks - depth;
+    let boundary = ctx.backbone.info().boundary_of(depth);
     let recorded =
         |split: &'a super::features::Activations| -> anyhow::Result<&'a candle_core::Tensor> {
             split
+                .frozen
                 .boundaries
                 .get(&boundary)
                 .ok_or_else(|| anyhow::anyhow!("the backbone pass did not record block {boundary}"))

@@ -1,5 +1,6 @@
 //! The shared work of a set of trials: which head phases and backbone boundaries they need.
 
+use crate::catalogue::BackboneInfo;
 use crate::trial::TrialSpec;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -15,14 +16,14 @@ pub struct HeadGroup {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub groups: Vec<HeadGroup>,
-    /// Block indices whose inputs the backbone pass records (block `blocks - d` for depth d).
+    /// Block indices whose inputs the backbone pass records (`boundary_of(d)` for depth d).
     pub boundaries: BTreeSet<usize>,
-    pub backbone_blocks: usize,
+    pub backbone: &'static BackboneInfo,
 }
 
 impl Plan {
     /// Group `trials` by head phase (first-appearance order) and collect their boundaries.
-    pub fn new(trials: &[TrialSpec], backbone_blocks: usize) -> Plan {
+    pub fn new(trials: &[TrialSpec], backbone: &'static BackboneInfo) -> Plan {
         let mut groups: Vec<HeadGroup> = Vec::new();
         for trial in trials {
             let key = trial.settings.head_phase_key();
@@ -38,12 +39,12 @@ impl Plan {
             .iter()
             .map(|t| t.settings.unfreeze_depth)
             .filter(|&d| d > 0)
-            .map(|d| backbone_blocks - d)
+            .map(|d| backbone.boundary_of(d))
             .collect();
         Plan {
             groups,
             boundaries,
-            backbone_blocks,
+            backbone,
         }
     }
 
@@ -65,7 +66,7 @@ impl fmt::Display for Plan {
         let depths: Vec<String> = self
             .boundaries
             .iter()
-            .map(|b| format!("block {b} (unfreeze {})", self.backbone_blocks - b))
+            .map(|b| format!("block {b} (unfreeze {})", self.backbone.depth_of(*b)))
             .collect();
         writeln!(f, "{} trials", self.trial_count())?;
         writeln!(
@@ -90,6 +91,7 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalogue::BackboneKind;
     use crate::trial::TrainSettings;
     use std::collections::BTreeMap;
 
@@ -115,7 +117,7 @@ mod tests {
             trial(3e-3, 2),
             trial(3e-3, 5),
         ];
-        let plan = Plan::new(&trials, 16);
+        let plan = Plan::new(&trials, BackboneKind::EfficientNetLite0.info());
         assert_eq!(plan.groups.len(), 2);
         assert_eq!(plan.groups[1].trials.len(), 3);
         assert_eq!(plan.boundaries, BTreeSet::from([11, 14]));

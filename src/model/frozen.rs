@@ -1,18 +1,49 @@
-//! What training needs from any backbone: one recording forward pass and a trainable tail.
+//! What training needs from any backbone (one recording forward pass and a trainable tail), and
+//! the helpers every implementation shares; it knows no implementation (`load` picks them).
 
-use super::efficientnet_lite::{EfficientNetLite0, FeatureHead, MbConv, BLOCKS};
-use super::inception_v3::InceptionV3;
-use crate::backbones::BackboneInfo;
+use crate::catalogue::BackboneInfo;
 use candle_core::{Device, Result, Tensor, Var};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
-/// What one frozen pass over a batch leaves behind.
+/// What a frozen pass leaves behind, row i = image i: of one batch, or of a whole split.
 pub struct Recorded {
     /// Pooled features [N, feature_dim].
     pub pooled: Tensor,
     /// The input of block `b` for each requested boundary `b`.
     pub boundaries: BTreeMap<usize, Tensor>,
+}
+
+impl Recorded {
+    /// The rows of `parts` one after another (batches of one pass, in order).
+    pub fn cat(parts: Vec<Recorded>) -> Result<Recorded> {
+        let mut pooled = Vec::with_capacity(parts.len());
+        let mut boundaries: BTreeMap<usize, Vec<Tensor>> = BTreeMap::new();
+        for part in parts {
+            pooled.push(part.pooled);
+            for (b, t) in part.boundaries {
+                boundaries.entry(b).or_default().push(t);
+            }
+        }
+        Ok(Recorded {
+            pooled: Tensor::cat(&pooled, 0)?,
+            boundaries: boundaries
+                .into_iter()
+                .map(|(b, parts)| Ok((b, Tensor::cat(&parts, 0)?)))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// The rows at `index` (u32 [K]), in its order.
+    pub fn rows(&self, index: &Tensor) -> Result<Recorded> {
+        Ok(Recorded {
+            pooled: self.pooled.index_select(index, 0)?,
+            boundaries: self
+                .boundaries
+                .iter()
+                .map(|(&b, t)| Ok((b, t.index_select(index, 0)?)))
+                .collect::<Result<_>>()?,
+        })
+    }
 }
 
 /// A frozen, pretrained feature extractor whose last blocks can be fine-tuned.
@@ -104,61 +135,54 @@ pub fn imagenet_logits(
         .map(|(w, b)| features.matmul(&w.t()?)?.broadcast_add(b))
 }
 
-/// Load the backbone named in a grid file from its weights.
-pub fn load_backbone(
-    name: &str,
-    weights: &Path,
-    device: &Device,
-) -> anyhow::Result<Box<dyn Backbone>> {
-    match name {
-        "efficientnet-lite0" => Ok(Box::new(EfficientNetLite0::load(weights, device)?)),
-        "inception-v3" => Ok(Box::new(InceptionV3::load(weights, device)?)),
-        other => anyhow::bail!("unknown backbone `{other}`"),
-    }
+/// The width of the pooled features `backbone` computes (on one black image of its smallest
+/// size), for tests that hold a loaded backbone to its catalogue entry.
+#[cfg(test)]
+pub(crate) fn pooled_width(backbone: &dyn Backbone) -> usize {
+    let size = backbone.info().min_image_size;
+    let rgb = Tensor::zeros((1, size, size, 3), candle_core::DType::U8, &Device::Cpu).unwrap();
+    let input = backbone.preprocess(&rgb).unwrap();
+    let recorded = backbone
+        .forward_recording(&input, &BTreeSet::new())
+        .unwrap();
+    recorded.pooled.dim(1).unwrap()
 }
 
-impl Backbone for EfficientNetLite0 {
-    fn info(&self) -> &'static BackboneInfo {
-        crate::backbones::lookup("efficientnet-lite0").expect("catalogued backbone")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows `values` as pooled features [N, 1], and as the input of block 3, [N, 2].
+    fn recorded(values: &[f32]) -> Recorded {
+        let cpu = &Device::Cpu;
+        let twice: Vec<f32> = values.iter().flat_map(|&v| [v, 10.0 * v]).collect();
+        Recorded {
+            pooled: Tensor::from_slice(values, (values.len(), 1), cpu).unwrap(),
+            boundaries: BTreeMap::from([(
+                3,
+                Tensor::from_vec(twice, (values.len(), 2), cpu).unwrap(),
+            )]),
+        }
     }
 
-    fn preprocess(&self, rgb: &Tensor) -> Result<Tensor> {
-        let x = rgb.to_dtype(candle_core::DType::F32)?;
-        ((x - 127.5)? / 128.0)?.permute((0, 3, 1, 2))?.contiguous()
-    }
-
-    fn forward_recording(&self, input: &Tensor, boundaries: &BTreeSet<usize>) -> Result<Recorded> {
-        let (x, recorded) = run_recording(self.stem(input)?, BLOCKS, boundaries, |x, a, b| {
-            self.blocks(x, a, b)
-        })?;
-        Ok(Recorded {
-            pooled: self.head().forward(&x)?,
-            boundaries: recorded,
-        })
-    }
-
-    fn trainable_tail(&self, depth: usize) -> Result<Box<dyn TrainableTail>> {
-        let (blocks, head, vars) = EfficientNetLite0::trainable_tail(self, depth)?;
-        Ok(Box::new(EfficientNetTail { blocks, head, vars }))
-    }
-}
-
-struct EfficientNetTail {
-    blocks: Vec<MbConv>,
-    head: FeatureHead,
-    vars: Vec<Var>,
-}
-
-impl TrainableTail for EfficientNetTail {
-    fn forward(&self, boundary: &Tensor) -> Result<Tensor> {
-        let x = self
-            .blocks
-            .iter()
-            .try_fold(boundary.clone(), |h, block| block.forward(&h))?;
-        self.head.forward(&x)
-    }
-
-    fn vars(&self) -> &[Var] {
-        &self.vars
+    #[test]
+    fn batches_join_in_order_and_rows_are_picked_by_index() {
+        let all = Recorded::cat(vec![recorded(&[0.0, 1.0]), recorded(&[2.0])]).unwrap();
+        let expected = recorded(&[0.0, 1.0, 2.0]);
+        assert_eq!(
+            all.pooled.to_vec2::<f32>().unwrap(),
+            expected.pooled.to_vec2::<f32>().unwrap()
+        );
+        assert_eq!(
+            all.boundaries[&3].to_vec2::<f32>().unwrap(),
+            expected.boundaries[&3].to_vec2::<f32>().unwrap()
+        );
+        let index = Tensor::new(&[2u32, 0], &Device::Cpu).unwrap();
+        let picked = all.rows(&index).unwrap();
+        assert_eq!(picked.pooled.to_vec2::<f32>().unwrap(), [[2.0], [0.0]]);
+        assert_eq!(
+            picked.boundaries[&3].to_vec2::<f32>().unwrap(),
+            [[2.0, 20.0], [0.0, 0.0]]
+        );
     }
 }
