@@ -1,7 +1,6 @@
 //! gridsearch: grid search for transfer-learning image classifiers with shared frozen work.
 
 pub mod catalogue;
-pub mod checkpoints;
 pub mod cli;
 pub mod commands;
 pub mod data;

@@ -1,6 +1,6 @@
 //! Runs a plan's head groups on a pool of workers: claims, epochs, outcomes, Ctrl-C, progress.
 
-use crate::checkpoints::{CheckpointKeeper, TrainedModel};
+use crate::inference::checkpoints::CheckpointKeeper;
 use crate::store::Store;
 use crate::train::phases::{FineTuned, HeadPhase};
 use crate::train::{finetune_phase, head_phase, summarize, HeadGroup, Interrupted, PhaseContext};
@@ -232,20 +232,7 @@ fn train_group(
                     trial.id,
                     &summarize(&all, trial.settings.objective, seconds),
                 )?;
-                let boundary = ctx
-                    .backbone
-                    .info()
-                    .boundary_of(trial.settings.unfreeze_depth);
-                let model = match &tuned {
-                    Some(t) => TrainedModel {
-                        head: &t.head,
-                        tail: Some((boundary, t.tail.as_ref())),
-                    },
-                    None => TrainedModel {
-                        head: &head.head,
-                        tail: None,
-                    },
-                };
+                let model = tuned.as_ref().map_or(&head.model, |t| &t.model);
                 checkpoints.offer(store, trial, model, &ctx.bank.val)?;
                 summary.completed += 1;
             }

@@ -1,10 +1,10 @@
 //! `gridsearch export [STUDY...] --out DIR`: each study's best kept checkpoint as a model folder.
 
 use super::Exit;
-use crate::checkpoints::{file_of, study_dir};
 use crate::cli::ExportArgs;
 use crate::error::InputError;
 use crate::inference::card::TrialSummary;
+use crate::inference::checkpoints::{file_of, study_dir};
 use crate::inference::SavedModel;
 use crate::ranking::best_first;
 use crate::store::Store;

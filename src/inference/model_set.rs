@@ -1,7 +1,7 @@
 //! Every exported model of a folder, run together: one backbone pass per (backbone, image size)
 //! serves all the models that share it, as in training.
 
-use super::classifier::Classifier;
+use super::exported::ExportedModel;
 use super::saved::{model_folders, SavedModel};
 use crate::data::decode::{decode_bytes, decode_file};
 use crate::model::frozen::forward_pixels;
@@ -24,7 +24,7 @@ pub struct Prediction {
 impl Prediction {
     /// The most probable label and its probability.
     pub fn top(&self) -> (&str, f32) {
-        let best = super::classifier::argmax(&self.probabilities);
+        let best = crate::model::classifier::argmax(&self.probabilities);
         (&self.labels[best], self.probabilities[best])
     }
 }
@@ -93,7 +93,7 @@ impl BackbonePass {
 /// Models that share one backbone pass.
 struct Group {
     pass: BackbonePass,
-    models: Vec<Classifier>,
+    models: Vec<ExportedModel>,
 }
 
 /// Every model of an export folder, grouped by the backbone pass they need.
@@ -134,8 +134,8 @@ impl ModelSet {
             };
             let source = file.parent().unwrap_or(file).display().to_string();
             let image_size = card.image_size;
-            let classifier =
-                Classifier::new(model.card, &model.tensors, backbone.as_ref(), &source)?;
+            let exported =
+                ExportedModel::new(model.card, &model.tensors, backbone.as_ref(), &source)?;
             let group = groups.iter_mut().find(|g| {
                 Arc::ptr_eq(&g.pass.backbone, &backbone) && g.pass.image_size == image_size
             });
@@ -153,8 +153,8 @@ impl ModelSet {
                     groups.last_mut().expect("just pushed")
                 }
             };
-            group.pass.boundaries.extend(classifier.boundary());
-            group.models.push(classifier);
+            group.pass.boundaries.extend(exported.classifier.boundary());
+            group.models.push(exported);
         }
         Ok(ModelSet { groups })
     }
@@ -181,7 +181,7 @@ impl ModelSet {
             for model in &group.models {
                 let mut probabilities: Vec<Vec<f32>> = Vec::new();
                 for recorded in &outputs {
-                    let p = model.probabilities(&model.features(recorded)?)?;
+                    let p = model.classifier.probabilities(recorded)?;
                     probabilities.extend(p.to_vec2::<f32>()?);
                 }
                 per_model.push(probabilities);

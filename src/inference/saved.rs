@@ -26,7 +26,7 @@ pub struct Validation {
     pub probabilities: Tensor,
 }
 
-/// A model card with the trained tensors (see `classifier::trained_tensors`).
+/// A model card with the trained tensors (see `Classifier::tensors`).
 pub struct SavedModel {
     pub card: ModelCard,
     pub tensors: HashMap<String, Tensor>,
@@ -174,7 +174,7 @@ fn write_validation_csv(path: &Path, labels: &[String], v: &Validation) -> anyho
     out.write_record(&header)?;
     let rows: Vec<Vec<f32>> = v.probabilities.to_vec2()?;
     for ((file, &label), p) in v.files.iter().zip(&v.labels).zip(rows) {
-        let predicted = super::classifier::argmax(&p);
+        let predicted = crate::model::classifier::argmax(&p);
         let mut record = vec![
             file.display().to_string(),
             labels[label].clone(),

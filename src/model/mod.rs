@@ -1,5 +1,6 @@
 //! Backbones, heads and the CPU kernels they need (everything here is candle).
 
+pub mod classifier;
 pub mod depthwise;
 pub mod efficientnet_lite;
 pub mod frozen;
@@ -12,6 +13,7 @@ pub mod relu6;
 pub mod weights;
 
 pub use candle_core::Device;
+pub use classifier::{Classifier, FineTunedBlocks};
 pub use frozen::{Backbone, Recorded, TrainableTail};
 pub use head::{Head, HeadConfig};
 pub use load::load_backbone;

@@ -2,7 +2,7 @@
 //! penultimate layer (its fine-tuned blocks and hidden units), L2-normalised.
 
 use crate::inference::model_set::{BackbonePass, ImageRows, ImageSource};
-use crate::inference::Classifier;
+use crate::inference::ExportedModel;
 use crate::inference::SavedModel;
 use crate::model::{load_backbone, Device};
 use candle_core::{Tensor, D};
@@ -29,7 +29,7 @@ pub enum EmbeddingSource {
 pub struct Embedder {
     pub source: EmbeddingSource,
     pass: BackbonePass,
-    model: Option<Classifier>,
+    model: Option<ExportedModel>,
 }
 
 impl Embedder {
@@ -59,11 +59,11 @@ impl Embedder {
                 let image_size = card.image_size;
                 let source = folder.display().to_string();
                 let model =
-                    Classifier::new(saved.card, &saved.tensors, backbone.as_ref(), &source)?;
+                    ExportedModel::new(saved.card, &saved.tensors, backbone.as_ref(), &source)?;
                 let pass = BackbonePass {
                     backbone,
                     image_size,
-                    boundaries: model.boundary().into_iter().collect(),
+                    boundaries: model.classifier.boundary().into_iter().collect(),
                 };
                 (pass, Some(model))
             }
@@ -87,7 +87,7 @@ impl Embedder {
         for recorded in &outputs {
             let embedding = match &self.model {
                 None => recorded.pooled.clone(),
-                Some(model) => model.penultimate(&model.features(recorded)?)?,
+                Some(model) => model.classifier.penultimate(recorded)?,
             };
             parts.push(normalised(&embedding)?);
         }

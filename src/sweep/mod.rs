@@ -7,12 +7,12 @@ pub mod groups;
 pub use frozen::{BackbonePass, Frozen, FrozenJob, FrozenSource};
 pub use groups::{group, FrozenGroup, FrozenKey, StudyNeeds};
 
-use crate::checkpoints::{self, CheckpointKeeper};
 use crate::data::decode::Skipped;
 use crate::data::{load_dataset, Dataset};
 use crate::error::InputError;
 use crate::grid::{fingerprint_changes, Grid};
 use crate::inference::card::{ModelCard, TrialSummary, FORMAT};
+use crate::inference::checkpoints::{self, CheckpointKeeper};
 use crate::model::{load_backbone, Backbone, Device};
 use crate::scheduler::{is_dead_worker, run_sweep, Destination, Progress, SweepSummary, Work};
 use crate::store::{Recovered, Store};

@@ -2,7 +2,7 @@
 
 use super::features::FeatureBank;
 use super::fit::{fit, FitSettings, PhaseData};
-use crate::model::{Backbone, Head, HeadConfig, TrainableTail};
+use crate::model::{Backbone, Classifier, FineTunedBlocks, Head, HeadConfig};
 use crate::trial::{EpochMetrics, Objective, Phase, TrainSettings, TrialOutcome};
 use candle_core::Device;
 use rand::rngs::StdRng;
@@ -18,9 +18,10 @@ pub struct PhaseContext<'a> {
     pub cancel: &'a AtomicBool,
 }
 
-/// A trained head, the metrics of its epochs, and the random stream where it stopped.
+/// A trained head (a classifier without fine-tuned blocks), the metrics of its epochs, and the
+/// random stream where it stopped.
 pub struct HeadPhase {
-    pub head: Head,
+    pub model: Classifier,
     pub epochs: Vec<EpochMetrics>,
     rng: StdRng,
 }
@@ -38,7 +39,10 @@ pub fn head_phase(
         classes: ctx.classes,
         dropout: settings.dropout,
     };
-    let head = Head::new(config, &mut rng, ctx.device)?;
+    let model = Classifier {
+        head: Head::new(config, &mut rng, ctx.device)?,
+        tail: None,
+    };
     let data = PhaseData {
         train_inputs: &ctx.bank.train.frozen.pooled,
         train_labels: &ctx.bank.train.labels,
@@ -46,67 +50,60 @@ pub fn head_phase(
         val_labels: &ctx.bank.val.labels,
     };
     let fit_settings = fit_settings(settings, Phase::Head, ctx.classes);
-    let forward = |x: &_, rng: Option<&mut StdRng>| head.forward(x, rng);
+    let forward = |x: &_, rng: Option<&mut StdRng>| model.logits(x, rng);
     let epochs = fit(
         &fit_settings,
         &data,
-        head.vars(),
+        model.vars(),
         &forward,
         &mut rng,
         ctx.cancel,
         on_epoch,
     )?;
-    Ok(HeadPhase { head, epochs, rng })
+    Ok(HeadPhase { model, epochs, rng })
 }
 
-/// A fine-tuned model: its head, its trained copy of the last blocks, and the epochs it took.
+/// A fine-tuned classifier and the epochs it took.
 pub struct FineTuned {
-    pub head: Head,
-    pub tail: Box<dyn TrainableTail>,
+    pub model: Classifier,
     pub epochs: Vec<EpochMetrics>,
 }
 
 /// Phase 2: from the head phase's result, fine-tune the last `unfreeze_depth` blocks and the
 /// head together, starting from the recorded input of the first unfrozen block.
-pub fn finetune_phase<'a>(
-    ctx: &PhaseContext<'a>,
+pub fn finetune_phase(
+    ctx: &PhaseContext,
     start: &HeadPhase,
     settings: &TrainSettings,
     on_epoch: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
 ) -> anyhow::Result<FineTuned> {
     let depth = settings.unfreeze_depth;
-    let boundary = ctx.backbone.info().boundary_of(depth);
-    let recorded =
-        |split: &'a super::features::Activations| -> anyhow::Result<&'a candle_core::Tensor> {
-            split
-                .frozen
-                .boundaries
-                .get(&boundary)
-                .ok_or_else(|| anyhow::anyhow!("the backbone pass did not record block {boundary}"))
-        };
+    let model = Classifier {
+        head: start.model.head.fork()?,
+        tail: Some(FineTunedBlocks {
+            boundary: ctx.backbone.info().boundary_of(depth),
+            blocks: ctx.backbone.trainable_tail(depth)?,
+        }),
+    };
     let data = PhaseData {
-        train_inputs: recorded(&ctx.bank.train)?,
+        train_inputs: model.input(&ctx.bank.train.frozen)?,
         train_labels: &ctx.bank.train.labels,
-        val_inputs: recorded(&ctx.bank.val)?,
+        val_inputs: model.input(&ctx.bank.val.frozen)?,
         val_labels: &ctx.bank.val.labels,
     };
-    let head = start.head.fork()?;
-    let tail = ctx.backbone.trainable_tail(depth)?;
-    let mut vars = head.vars();
-    vars.extend(tail.vars().iter().cloned());
     let mut rng = start.rng.clone();
-    let forward = |x: &_, rng: Option<&mut StdRng>| head.forward(&tail.forward(x)?, rng);
+    let forward = |x: &_, rng: Option<&mut StdRng>| model.logits(x, rng);
     let fit_settings = fit_settings(settings, Phase::Finetune, ctx.classes);
     let epochs = fit(
         &fit_settings,
         &data,
-        vars,
+        model.vars(),
         &forward,
         &mut rng,
         ctx.cancel,
         on_epoch,
     )?;
-    Ok(FineTuned { head, tail, epochs })
+    Ok(FineTuned { model, epochs })
 }
 
 fn fit_settings(settings: &TrainSettings, phase: Phase, classes: usize) -> FitSettings {

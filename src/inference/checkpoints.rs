@@ -1,20 +1,15 @@
 //! While a run goes, the weights of each study's best trials are kept beside the database, so
 //! using the winner (`export`) never means training it again. Only the best `keep` stay.
 
-use crate::inference::card::{ModelCard, TrialSummary};
-use crate::inference::classifier::{class_probabilities, trained_tensors};
-use crate::inference::{SavedModel, Validation};
-use crate::model::{Head, TrainableTail};
+use super::card::{ModelCard, TrialSummary};
+use super::saved::{SavedModel, Validation};
+use crate::model::Classifier;
 use crate::ranking::best_first;
 use crate::store::Store;
 use crate::train::features::Activations;
 use crate::trial::TrialRecord;
-use candle_core::Tensor;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-
-/// Rows per forward batch of the validation pass.
-const BATCH: usize = 128;
 
 /// Where a study's checkpoints live: `<database folder>/checkpoints/<study>/<trial key>.safetensors`.
 pub fn study_dir(db: &Path, study: &str) -> PathBuf {
@@ -47,13 +42,6 @@ pub struct CheckpointKeeper {
     pub card: ModelCard,
 }
 
-/// A trained model in memory, as a trial leaves it.
-pub struct TrainedModel<'a> {
-    pub head: &'a Head,
-    /// The fine-tuned blocks and the block whose recorded input they start from.
-    pub tail: Option<(usize, &'a dyn TrainableTail)>,
-}
-
 impl CheckpointKeeper {
     /// After `trial` completed (its outcome stored): save its weights if it is among the
     /// study's best `keep`, then delete the files of trials no longer among them.
@@ -61,7 +49,7 @@ impl CheckpointKeeper {
         &self,
         store: &Store,
         trial: &TrialRecord,
-        model: TrainedModel,
+        model: &Classifier,
         validation: &Activations,
     ) -> anyhow::Result<()> {
         if self.keep == 0 {
@@ -73,15 +61,16 @@ impl CheckpointKeeper {
             return self.prune(&best);
         };
         let mut card = self.card.clone();
-        card.unfreeze_depth = model.tail.map_or(0, |_| trial.settings.unfreeze_depth);
+        card.unfreeze_depth = model
+            .tail
+            .as_ref()
+            .map_or(0, |_| trial.settings.unfreeze_depth);
         card.head_hidden = trial.settings.head_size;
         card.trial = TrialSummary::from(*stored);
         let saved = SavedModel {
             card,
-            tensors: trained_tensors(model.head, model.tail.map(|(_, t)| t))
-                .into_iter()
-                .collect(),
-            validation: Some(validation_pass(&model, validation)?),
+            tensors: model.tensors().into_iter().collect(),
+            validation: Some(validation_pass(model, validation)?),
         };
         saved.write_file(&file_of(&self.dir, &trial.key))?;
         self.prune(&best)
@@ -103,23 +92,8 @@ impl CheckpointKeeper {
     }
 }
 
-/// The model's probabilities on the validation split (no dropout), as the trial scored it.
-fn validation_pass(model: &TrainedModel, val: &Activations) -> anyhow::Result<Validation> {
-    let n = val.frozen.pooled.dim(0)?;
-    let mut parts = Vec::new();
-    for start in (0..n).step_by(BATCH) {
-        let len = BATCH.min(n - start);
-        let features = match model.tail {
-            None => val.frozen.pooled.narrow(0, start, len)?,
-            Some((boundary, tail)) => {
-                let input = val.frozen.boundaries.get(&boundary).ok_or_else(|| {
-                    anyhow::anyhow!("the backbone pass did not record block {boundary}")
-                })?;
-                tail.forward(&input.narrow(0, start, len)?)?
-            }
-        };
-        parts.push(class_probabilities(model.head, &features)?);
-    }
+/// The classifier's probabilities on the validation split (no dropout), as the trial scored it.
+fn validation_pass(model: &Classifier, val: &Activations) -> anyhow::Result<Validation> {
     Ok(Validation {
         files: val.files.clone(),
         labels: val
@@ -128,6 +102,6 @@ fn validation_pass(model: &TrainedModel, val: &Activations) -> anyhow::Result<Va
             .into_iter()
             .map(|l| l as usize)
             .collect(),
-        probabilities: Tensor::cat(&parts, 0)?,
+        probabilities: model.probabilities(&val.frozen)?,
     })
 }
