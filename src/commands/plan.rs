@@ -9,7 +9,7 @@ use comfy_table::Table;
 pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
     let grid = Grid::load(&args.grid)?;
     let trials = grid.trials();
-    let info = crate::catalogue::lookup(&grid.model.backbone).expect("validated backbone");
+    let info = grid.model.backbone.info();
     let plan = Plan::new(&trials, info);
     let mut table = Table::new();
     table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);

@@ -4,7 +4,7 @@ mod doc;
 mod sections;
 mod settings;
 
-use crate::catalogue;
+use crate::catalogue::BackboneKind;
 use crate::error::InputError;
 use crate::trial::{ParamValue, TrainSettings, TrialSpec};
 use doc::Issue;
@@ -75,7 +75,7 @@ pub struct DataConfig {
 /// The `[model]` section, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
-    pub backbone: String,
+    pub backbone: BackboneKind,
     pub weights: PathBuf,
 }
 
@@ -158,7 +158,7 @@ impl Grid {
             }),
         };
         let shuffled = data.source.is_split_by_the_tool() && data.split == SplitMode::Random;
-        let backbone = catalogue::lookup(&self.model.backbone).map(|b| {
+        let backbone = Some(self.model.backbone.info()).map(|b| {
             serde_json::json!({
                 "name": b.name(), "blocks": b.blocks, "feature_dim": b.feature_dim,
                 "default_image_size": b.default_image_size, "min_image_size": b.min_image_size,

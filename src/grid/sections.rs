@@ -6,10 +6,11 @@ use super::doc::{
 };
 use super::settings::{grid_keys, setting_value, train_keys};
 use super::{Axis, DataConfig, DataSource, Grid, ModelConfig, SplitMode};
-use crate::catalogue::{self, BackboneInfo};
-use crate::trial::{ParamValue, TrainSettings};
+use crate::catalogue::{self, BackboneInfo, BackboneKind};
+use crate::trial::{ParamValue, TrainSettings, Vocabulary};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use strum::VariantNames;
 use toml::de::DeTable;
 
 const SECTIONS: &[&str] = &["study", "data", "model", "train", "grid"];
@@ -166,16 +167,15 @@ fn read_model(
     reject_unknown_keys(table, "[model]", MODEL_KEYS)?;
     // EfficientNet-Lite0, the first catalogued backbone, is the default.
     let backbone = match table.get("backbone") {
-        None => &catalogue::BACKBONES[0],
+        None => catalogue::BACKBONES[0].kind,
         Some(value) => {
             let name = expect_str("backbone", value)?;
-            let known: Vec<&str> = catalogue::BACKBONES.iter().map(|b| b.name()).collect();
-            catalogue::lookup(name).ok_or_else(|| {
+            BackboneKind::parse(name).ok_or_else(|| {
                 Issue::at(
                     value.span(),
                     format!(
                         "unknown backbone {name:?}; known backbones: {}",
-                        known.join(", ")
+                        BackboneKind::VARIANTS.join(", ")
                     ),
                 )
             })?
@@ -183,11 +183,8 @@ fn read_model(
     };
     let (weights_key, weights_value) = require_entry(section_key, table, "weights")?;
     let weights = resolved_path(base, "weights", weights_value)?;
-    let model = ModelConfig {
-        backbone: backbone.name().to_string(),
-        weights,
-    };
-    Ok((model, backbone, weights_key.span()))
+    let model = ModelConfig { backbone, weights };
+    Ok((model, backbone.info(), weights_key.span()))
 }
 
 fn require_entry<'a, 'i>(

@@ -53,7 +53,7 @@ fn example_parses_with_its_values() {
     assert_eq!(grid.data.image_size, 112);
     assert_eq!(grid.data.train_per_class, Some(600));
     assert_eq!(grid.data.val_per_class, Some(200));
-    assert_eq!(grid.model.backbone, "efficientnet-lite0");
+    assert_eq!(grid.model.backbone.to_string(), "efficientnet-lite0");
     assert_eq!(grid.fixed.optimizer, Optimizer::AdamW);
     assert_eq!(grid.fixed.head_epochs, 3);
     let names: Vec<&str> = grid.axes.iter().map(|a| a.name.as_str()).collect();

@@ -1,5 +1,6 @@
 //! Which studies share frozen work: one group per (backbone, weights file, image size).
 
+use crate::catalogue::BackboneKind;
 use crate::data::Sample;
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 /// one decode and one backbone pass.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FrozenKey {
-    pub backbone: String,
+    pub backbone: BackboneKind,
     /// The weights file's canonical path: two spellings of one file are one key.
     pub weights: PathBuf,
     pub image_size: usize,
@@ -82,7 +83,7 @@ mod tests {
 
     fn key(weights: &str, image_size: usize) -> FrozenKey {
         FrozenKey {
-            backbone: "efficientnet-lite0".into(),
+            backbone: BackboneKind::EfficientNetLite0,
             weights: PathBuf::from(weights),
             image_size,
         }
@@ -172,7 +173,7 @@ mod tests {
     fn another_backbone_on_the_same_file_is_another_group() {
         let lite = key("/m/w.safetensors", 64);
         let inception = FrozenKey {
-            backbone: "inception-v3".into(),
+            backbone: BackboneKind::InceptionV3,
             ..lite.clone()
         };
         let images = samples(&["x"]);

@@ -7,13 +7,14 @@ pub mod groups;
 pub use frozen::{BackbonePass, Frozen, FrozenJob, FrozenSource};
 pub use groups::{group, FrozenGroup, FrozenKey, StudyNeeds};
 
+use crate::catalogue::BackboneKind;
 use crate::data::decode::Skipped;
 use crate::data::{load_dataset, Dataset};
 use crate::error::InputError;
 use crate::grid::{fingerprint_changes, Grid};
 use crate::inference::card::{ModelCard, TrialSummary, FORMAT};
 use crate::inference::checkpoints::{self, CheckpointKeeper};
-use crate::model::{load_backbone, Backbone, Device};
+use crate::model::{Backbone, Device};
 use crate::scheduler::{is_dead_worker, run_sweep, Destination, Progress, SweepSummary, Work};
 use crate::store::{Recovered, Store};
 use crate::train::features::SharedActivations;
@@ -95,7 +96,7 @@ pub fn check_inputs<'g>(
     grids: &'g [Grid],
     device: &Device,
 ) -> anyhow::Result<Vec<CheckedGrid<'g>>> {
-    let mut loaded: HashMap<(String, PathBuf), Arc<dyn Backbone>> = HashMap::new();
+    let mut loaded: HashMap<(BackboneKind, PathBuf), Arc<dyn Backbone>> = HashMap::new();
     let mut checked = Vec::with_capacity(grids.len());
     for grid in grids {
         let dataset = load_dataset(&grid.data, grid.seed)?;
@@ -105,23 +106,23 @@ pub fn check_inputs<'g>(
             .weights
             .canonicalize()
             .unwrap_or_else(|_| model.weights.clone());
-        let key = (model.backbone.clone(), weights);
+        let key = (model.backbone, weights);
         let backbone = match loaded.get(&key) {
             Some(backbone) => backbone.clone(),
             None => {
                 let backbone: Arc<dyn Backbone> =
-                    Arc::from(load_backbone(&model.backbone, &model.weights, device)?);
+                    Arc::from(model.backbone.load(&model.weights, device)?);
                 loaded.insert(key.clone(), backbone.clone());
                 backbone
             }
         };
-        let (backbone_name, weights) = key;
+        let (backbone_kind, weights) = key;
         checked.push(CheckedGrid {
             grid,
             dataset,
             backbone,
             frozen: FrozenKey {
-                backbone: backbone_name,
+                backbone: backbone_kind,
                 weights,
                 image_size: grid.data.image_size,
             },
