@@ -43,23 +43,7 @@ pub fn head_phase(
         head: Head::new(config, &mut rng, ctx.device)?,
         tail: None,
     };
-    let data = PhaseData {
-        train_inputs: &ctx.bank.train.frozen.pooled,
-        train_labels: &ctx.bank.train.labels,
-        val_inputs: &ctx.bank.val.frozen.pooled,
-        val_labels: &ctx.bank.val.labels,
-    };
-    let fit_settings = fit_settings(settings, Phase::Head, ctx.classes);
-    let forward = |x: &_, rng: Option<&mut StdRng>| model.logits(x, rng);
-    let epochs = fit(
-        &fit_settings,
-        &data,
-        model.vars(),
-        &forward,
-        &mut rng,
-        ctx.cancel,
-        on_epoch,
-    )?;
+    let (model, epochs, rng) = train(ctx, settings, Phase::Head, model, rng, on_epoch)?;
     Ok(HeadPhase { model, epochs, rng })
 }
 
@@ -85,17 +69,30 @@ pub fn finetune_phase(
             blocks: ctx.backbone.trainable_tail(depth)?,
         }),
     };
+    let rng = start.rng.clone();
+    let (model, epochs, _) = train(ctx, settings, Phase::Finetune, model, rng, on_epoch)?;
+    Ok(FineTuned { model, epochs })
+}
+
+/// One phase: fit every variable of `model` on its inputs of the recorded rows; returns the
+/// model, its epochs and the random stream where it stopped.
+fn train(
+    ctx: &PhaseContext,
+    settings: &TrainSettings,
+    phase: Phase,
+    model: Classifier,
+    mut rng: StdRng,
+    on_epoch: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
+) -> anyhow::Result<(Classifier, Vec<EpochMetrics>, StdRng)> {
     let data = PhaseData {
         train_inputs: model.input(&ctx.bank.train.frozen)?,
         train_labels: &ctx.bank.train.labels,
         val_inputs: model.input(&ctx.bank.val.frozen)?,
         val_labels: &ctx.bank.val.labels,
     };
-    let mut rng = start.rng.clone();
     let forward = |x: &_, rng: Option<&mut StdRng>| model.logits(x, rng);
-    let fit_settings = fit_settings(settings, Phase::Finetune, ctx.classes);
     let epochs = fit(
-        &fit_settings,
+        &fit_settings(settings, phase, ctx.classes),
         &data,
         model.vars(),
         &forward,
@@ -103,7 +100,7 @@ pub fn finetune_phase(
         ctx.cancel,
         on_epoch,
     )?;
-    Ok(FineTuned { model, epochs })
+    Ok((model, epochs, rng))
 }
 
 fn fit_settings(settings: &TrainSettings, phase: Phase, classes: usize) -> FitSettings {
