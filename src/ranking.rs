@@ -1,9 +1,12 @@
 //! Which trial is best: a study's complete trials ordered by its objective, then by the tie-breaks.
 //!
 //! The one ranking the report, `status`, the checkpoint keeper and `export` share. Only complete
-//! trials with a stored outcome take part. The order is `order`: the objective of the final
-//! weights (higher first; lower first for `val_loss`), then `best_val_accuracy` descending, then
-//! `seconds` ascending, then trial id ascending; NaN counts as the worst value throughout.
+//! trials with a stored outcome take part. The order is `order`, a pure function of stored
+//! scores: the objective of the final weights (higher first; lower first for `val_loss`), then
+//! the validation loss (a continuous score, so exact ties are rare), then the trial key (a hash
+//! of its settings: the same on every machine and every run). Never the trial's wall time or
+//! its row id, which depend on the machine's load and on who claimed what. NaN counts as the
+//! worst value throughout.
 
 use crate::trial::{Objective, TrialOutcome, TrialRecord, TrialState};
 use std::cmp::Ordering;
@@ -74,11 +77,8 @@ fn order(
 ) -> Ordering {
     objective_key(objective, ob)
         .total_cmp(&objective_key(objective, oa))
-        .then_with(|| {
-            accuracy_key(ob.best_val_accuracy).total_cmp(&accuracy_key(oa.best_val_accuracy))
-        })
-        .then_with(|| seconds_key(oa.seconds).total_cmp(&seconds_key(ob.seconds)))
-        .then_with(|| ta.id.cmp(&tb.id))
+        .then_with(|| loss_key(oa.val_loss).total_cmp(&loss_key(ob.val_loss)))
+        .then_with(|| ta.key.cmp(&tb.key))
 }
 
 /// Whether two outcomes tie on `objective` (and so share a rank).
@@ -91,10 +91,8 @@ fn objective_key(objective: Objective, outcome: &TrialOutcome) -> f64 {
     let value = objective.of_outcome(outcome);
     if objective.higher_is_better() {
         accuracy_key(value)
-    } else if value.is_nan() {
-        f64::NEG_INFINITY
     } else {
-        -value
+        -loss_key(value)
     }
 }
 
@@ -107,12 +105,12 @@ fn accuracy_key(accuracy: f64) -> f64 {
     }
 }
 
-/// A duration for sorting: NaN counts as the slowest possible.
-fn seconds_key(seconds: f64) -> f64 {
-    if seconds.is_nan() {
+/// A loss for sorting, lower first: NaN counts as the worst possible.
+fn loss_key(loss: f64) -> f64 {
+    if loss.is_nan() {
         f64::INFINITY
     } else {
-        seconds
+        loss
     }
 }
 

@@ -41,7 +41,7 @@ fn trial(id: i64, p: BTreeMap<String, ParamValue>, state: TrialState) -> TrialRe
 fn complete(
     id: i64,
     p: BTreeMap<String, ParamValue>,
-    val: f64,
+    (val, loss): (f64, f64),
     best: f64,
     secs: f64,
 ) -> TrialRecord {
@@ -49,7 +49,7 @@ fn complete(
         outcome: Some(TrialOutcome {
             val_accuracy: val,
             best_val_accuracy: best,
-            val_loss: 0.5,
+            val_loss: loss,
             balanced_accuracy: val - 0.05,
             f1: 1.0 - val,
             best_objective: best,
@@ -60,16 +60,16 @@ fn complete(
     }
 }
 
-/// Five complete trials (with ties), one failed, one pending, one running; given out of id order.
+/// Five complete trials (three tie on accuracy; their losses 0.3 < 0.4 < 0.5 break it), one failed, one pending, one running; given out of id order.
 pub(crate) fn trials() -> Vec<TrialRecord> {
     let mut failed = trial(6, params(0.01, 128, "sgd"), TrialState::Failed);
     failed.error = Some("out of memory\nstack trace here".to_string());
     vec![
-        complete(3, params(0.001, 0, "sgd"), 0.9, 0.92, 10.0),
-        complete(1, params(0.001, 0, "adam"), 0.8, 0.85, 12.5),
-        complete(2, params(0.01, 0, "adam"), 0.9, 0.95, 20.0),
-        complete(4, params(0.01, 128, "adam"), 0.9, 0.92, 8.0),
-        complete(5, params(0.001, 128, "adam"), 0.7, 0.7, 5.0),
+        complete(3, params(0.001, 0, "sgd"), (0.9, 0.5), 0.92, 10.0),
+        complete(1, params(0.001, 0, "adam"), (0.8, 0.5), 0.85, 12.5),
+        complete(2, params(0.01, 0, "adam"), (0.9, 0.3), 0.95, 20.0),
+        complete(4, params(0.01, 128, "adam"), (0.9, 0.4), 0.92, 8.0),
+        complete(5, params(0.001, 128, "adam"), (0.7, 0.5), 0.7, 5.0),
         failed,
         trial(7, params(0.1, 0, "adam"), TrialState::Pending),
         trial(8, params(0.1, 0, "adamw"), TrialState::Running),

@@ -29,18 +29,19 @@ fn counts_every_state() {
 fn ranks_by_the_shared_objective() {
     let report = build(&study(), &with_objective(Objective::F1), None);
     assert_eq!(report.objective, Objective::F1);
-    // f1 = 1 - val_accuracy here, so the order turns round; ties keep their tie-breakers.
+    // f1 = 1 - val_accuracy here, so the order turns round; the tied trials have equal
+    // losses here, so their trial keys (k2 < k3 < k4) decide.
     assert_eq!(
         ranks_and_ids(&report),
-        vec![(1, 5), (2, 1), (3, 2), (3, 4), (3, 3)]
+        vec![(1, 5), (2, 1), (3, 2), (3, 3), (3, 4)]
     );
     assert!((report.ranked[0].f1 - 0.3).abs() < 1e-12);
     assert!((report.ranked[0].balanced_accuracy - 0.65).abs() < 1e-12);
-    // Lower val_loss is better.
+    // Lower val_loss is better; equal losses share a rank, in trial-key order.
     let report = build(&study(), &with_objective(Objective::ValLoss), None);
     assert_eq!(
         ranks_and_ids(&report),
-        vec![(1, 2), (1, 4), (1, 3), (4, 1), (5, 5)]
+        vec![(1, 2), (1, 3), (1, 4), (4, 1), (5, 5)]
     );
     // Mixed objectives fall back to accuracy.
     let mut mixed = with_objective(Objective::F1);
@@ -49,7 +50,7 @@ fn ranks_by_the_shared_objective() {
     assert_eq!(report.objective, Objective::Accuracy);
     assert_eq!(
         ranks_and_ids(&report),
-        vec![(1, 2), (1, 4), (1, 3), (4, 1), (5, 5)]
+        vec![(1, 2), (1, 3), (1, 4), (4, 1), (5, 5)]
     );
 }
 

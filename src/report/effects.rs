@@ -12,7 +12,7 @@ use super::schema::{
 };
 use crate::trial::ParamValue;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// One complete trial as the statistics see it.
 #[derive(Debug, Clone, Copy)]
@@ -167,12 +167,11 @@ fn code(factors: &[String], obs: &[Obs]) -> Coded {
     Coded { levels, codes, ys }
 }
 
-/// Mean of `ys` grouped by `key`, and each group's count.
-fn group_means<K: std::hash::Hash + Eq>(
-    keys: impl Iterator<Item = K>,
-    ys: &[f64],
-) -> HashMap<K, (f64, usize)> {
-    let mut groups: HashMap<K, (f64, usize)> = HashMap::new();
+/// Mean of `ys` grouped by `key`, and each group's count. Ordered by key, so that sums over
+/// the groups add in the same order in every process (a HashMap's order changes run to run,
+/// and with it the last bits of the importance shares).
+fn group_means<K: Ord>(keys: impl Iterator<Item = K>, ys: &[f64]) -> BTreeMap<K, (f64, usize)> {
+    let mut groups: BTreeMap<K, (f64, usize)> = BTreeMap::new();
     for (key, y) in keys.zip(ys) {
         let entry = groups.entry(key).or_insert((0.0, 0));
         entry.0 += y;
@@ -202,7 +201,7 @@ pub fn importance(factors: &[String], obs: &[Obs]) -> Option<Importance> {
     let mean = c.ys.iter().sum::<f64>() / n as f64;
     let total: f64 = c.ys.iter().map(|y| (y - mean).powi(2)).sum();
     let k = factors.len();
-    let mains: Vec<HashMap<usize, (f64, usize)>> = (0..k)
+    let mains: Vec<BTreeMap<usize, (f64, usize)>> = (0..k)
         .map(|i| group_means(c.codes.iter().map(|r| r[i]), &c.ys))
         .collect();
     let configs = group_means(c.codes.iter().cloned(), &c.ys);
