@@ -1,31 +1,16 @@
 //! The catalogue of supported backbones: names, blocks and sizes (no candle; grid validation uses it).
 
-use serde_with::{DeserializeFromStr, SerializeDisplay};
-use strum::{Display, EnumString, IntoStaticStr, VariantNames};
+use strum::VariantNames;
 
-/// A supported backbone. Its name, as grid files and model cards spell it, is derived here
-/// once; `model` is the one place that knows how to load each kind.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Display,
-    EnumString,
-    IntoStaticStr,
-    VariantNames,
-    SerializeDisplay,
-    DeserializeFromStr,
-)]
-pub enum BackboneKind {
-    #[strum(serialize = "efficientnet-lite0")]
-    EfficientNetLite0,
-    #[strum(serialize = "inception-v3")]
-    InceptionV3,
+crate::vocabulary! {
+    /// A supported backbone. Its name, as grid files and model cards spell it, is derived here
+    /// once; `model` is the one place that knows how to load each kind.
+    pub enum BackboneKind {
+        #[strum(serialize = "efficientnet-lite0")]
+        EfficientNetLite0,
+        #[strum(serialize = "inception-v3")]
+        InceptionV3,
+    }
 }
 
 impl BackboneKind {

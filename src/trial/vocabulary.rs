@@ -1,8 +1,22 @@
 //! The closed vocabularies of training and the store: each enum's names are derived once.
 
-use serde_with::{DeserializeFromStr, SerializeDisplay};
 use std::str::FromStr;
-use strum::{Display, EnumString, IntoStaticStr, VariantNames};
+use strum::VariantNames;
+
+/// Declares a closed vocabulary: the enum with its names derived once by strum (give
+/// `#[strum(serialize_all = ...)]` or a `#[strum(serialize = ...)]` per variant) and serde
+/// using the same names, so a grid file, the store, a model card and an error message spell
+/// each variant alike.
+#[macro_export]
+macro_rules! vocabulary {
+    ($(#[$attr:meta])* $vis:vis enum $name:ident { $($body:tt)* }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(strum::Display, strum::EnumString, strum::IntoStaticStr, strum::VariantNames)]
+        #[derive(serde_with::SerializeDisplay, serde_with::DeserializeFromStr)]
+        $(#[$attr])*
+        $vis enum $name { $($body)* }
+    };
+}
 
 /// A closed vocabulary: an enum whose variants each have one name, derived once (strum's
 /// `serialize_all`), which serde, grid files, the store and error messages all use.
@@ -25,49 +39,27 @@ pub trait Vocabulary: Copy + FromStr + VariantNames + Into<&'static str> {
 
 impl<T: Copy + FromStr + VariantNames + Into<&'static str>> Vocabulary for T {}
 
-/// The optimiser used by both phases.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Display,
-    EnumString,
-    IntoStaticStr,
-    VariantNames,
-    SerializeDisplay,
-    DeserializeFromStr,
-)]
-#[strum(serialize_all = "lowercase")]
-pub enum Optimizer {
-    Adam,
-    AdamW,
-    Sgd,
+vocabulary! {
+    /// The optimiser used by both phases.
+    #[strum(serialize_all = "lowercase")]
+    pub enum Optimizer {
+        Adam,
+        AdamW,
+        Sgd,
+    }
 }
 
-/// What early stopping watches and what a report ranks by.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Display,
-    EnumString,
-    IntoStaticStr,
-    VariantNames,
-    SerializeDisplay,
-    DeserializeFromStr,
-)]
-#[strum(serialize_all = "snake_case")]
-pub enum Objective {
-    #[default]
-    Accuracy,
-    BalancedAccuracy,
-    F1,
-    ValLoss,
+vocabulary! {
+    /// What early stopping watches and what a report ranks by.
+    #[derive(Default)]
+    #[strum(serialize_all = "snake_case")]
+    pub enum Objective {
+        #[default]
+        Accuracy,
+        BalancedAccuracy,
+        F1,
+        ValLoss,
+    }
 }
 
 impl Objective {
@@ -77,50 +69,28 @@ impl Objective {
     }
 }
 
-/// How the training loss weighs each class.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Display,
-    EnumString,
-    IntoStaticStr,
-    VariantNames,
-    SerializeDisplay,
-    DeserializeFromStr,
-)]
-#[strum(serialize_all = "lowercase")]
-pub enum ClassWeights {
-    /// Every sample counts the same.
-    #[default]
-    None,
-    /// Class c weighs n_samples / (n_classes * count_c), from the training labels.
-    Balanced,
+vocabulary! {
+    /// How the training loss weighs each class.
+    #[derive(Default)]
+    #[strum(serialize_all = "lowercase")]
+    pub enum ClassWeights {
+        /// Every sample counts the same.
+        #[default]
+        None,
+        /// Class c weighs n_samples / (n_classes * count_c), from the training labels.
+        Balanced,
+    }
 }
 
-/// Life cycle of a trial in the store.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Display,
-    EnumString,
-    IntoStaticStr,
-    VariantNames,
-    SerializeDisplay,
-    DeserializeFromStr,
-)]
-#[strum(serialize_all = "lowercase")]
-pub enum TrialState {
-    Pending,
-    Running,
-    Complete,
-    Failed,
+vocabulary! {
+    /// Life cycle of a trial in the store.
+    #[strum(serialize_all = "lowercase")]
+    pub enum TrialState {
+        Pending,
+        Running,
+        Complete,
+        Failed,
+    }
 }
 
 impl TrialState {
@@ -129,26 +99,15 @@ impl TrialState {
     }
 }
 
-/// Which phase of training an epoch belongs to.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Display,
-    EnumString,
-    IntoStaticStr,
-    VariantNames,
-    SerializeDisplay,
-    DeserializeFromStr,
-)]
-#[strum(serialize_all = "lowercase")]
-pub enum Phase {
-    /// Head trained on the frozen backbone.
-    Head,
-    /// Last blocks unfrozen and fine-tuned with the head.
-    Finetune,
+vocabulary! {
+    /// Which phase of training an epoch belongs to.
+    #[strum(serialize_all = "lowercase")]
+    pub enum Phase {
+        /// Head trained on the frozen backbone.
+        Head,
+        /// Last blocks unfrozen and fine-tuned with the head.
+        Finetune,
+    }
 }
 
 /// Names as an error message lists them: "a, b or c".
