@@ -90,8 +90,9 @@ impl BackbonePass {
     }
 }
 
-/// Models that share one backbone pass.
+/// Models that share one backbone pass: the same backbone weights at the same image size.
 struct Group {
+    key: (String, PathBuf, usize),
     pass: BackbonePass,
     models: Vec<ExportedModel>,
 }
@@ -123,6 +124,7 @@ impl ModelSet {
                 None => file.canonicalize().unwrap_or_else(|_| file.clone()),
             };
             let key = (card.backbone.clone(), identity);
+            let group_key = (key.0.clone(), key.1.clone(), card.image_size);
             let backbone = match backbones.get(&key) {
                 Some(b) => b.clone(),
                 None => {
@@ -136,13 +138,11 @@ impl ModelSet {
             let image_size = card.image_size;
             let exported =
                 ExportedModel::new(model.card, &model.tensors, backbone.as_ref(), &source)?;
-            let group = groups.iter_mut().find(|g| {
-                Arc::ptr_eq(&g.pass.backbone, &backbone) && g.pass.image_size == image_size
-            });
-            let group = match group {
+            let group = match groups.iter_mut().find(|g| g.key == group_key) {
                 Some(g) => g,
                 None => {
                     groups.push(Group {
+                        key: group_key,
                         pass: BackbonePass {
                             backbone,
                             image_size,
