@@ -8,7 +8,6 @@ use crate::ranking::best_first;
 use crate::store::Store;
 use crate::train::features::Activations;
 use crate::trial::TrialRecord;
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// Where a study's checkpoints live: `<database folder>/checkpoints/<study>/<trial key>.safetensors`.
@@ -56,39 +55,35 @@ impl CheckpointKeeper {
             return Ok(());
         }
         let trials = store.trials(trial.study_id)?;
-        let best: Vec<&TrialRecord> = best_first(&trials).into_iter().take(self.keep).collect();
-        let Some(stored) = best.iter().find(|t| t.id == trial.id) else {
-            return self.prune(&best);
-        };
-        let mut card = self.card.clone();
-        card.unfreeze_depth = model
-            .tail
-            .as_ref()
-            .map_or(0, |_| trial.settings.unfreeze_depth);
-        card.head_hidden = trial.settings.head_size;
-        card.trial = TrialSummary::from(*stored);
-        let saved = SavedModel {
-            card,
-            tensors: model.tensors().into_iter().collect(),
-            validation: Some(validation_pass(model, validation)?),
-        };
-        saved.write_file(&file_of(&self.dir, &trial.key))?;
-        self.prune(&best)
+        let best = best_first(&trials);
+        if let Some(stored) = best.iter().take(self.keep).find(|t| t.id == trial.id) {
+            let mut card = self.card.clone();
+            card.unfreeze_depth = model
+                .tail
+                .as_ref()
+                .map_or(0, |_| trial.settings.unfreeze_depth);
+            card.head_hidden = trial.settings.head_size;
+            card.trial = TrialSummary::from(*stored);
+            let saved = SavedModel {
+                card,
+                tensors: model.tensors().into_iter().collect(),
+                validation: Some(validation_pass(model, validation)?),
+            };
+            saved.write_file(&file_of(&self.dir, &trial.key))?;
+        }
+        // From a fresh read: a worker beside this one may have completed a better trial since.
+        self.prune(&store.trials(trial.study_id)?);
+        Ok(())
     }
 
-    fn prune(&self, best: &[&TrialRecord]) -> anyhow::Result<()> {
-        let keep: HashSet<PathBuf> = best.iter().map(|t| file_of(&self.dir, &t.key)).collect();
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Ok(());
-        };
-        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-            let ours = path.extension().is_some_and(|e| e == "safetensors");
-            if ours && !keep.contains(&path) {
-                // Another worker may have pruned it first.
-                let _ = std::fs::remove_file(&path);
-            }
+    /// Deletes the files of scored trials outside the best `keep`. A trial that is not scored
+    /// yet keeps its file: its worker may be writing it, and a scored trial outside the best
+    /// can never come back into them, so every worker's prune is safe whenever it runs.
+    fn prune(&self, trials: &[TrialRecord]) {
+        for outside in best_first(trials).into_iter().skip(self.keep) {
+            // Another worker may have pruned it first, or it was never kept.
+            let _ = std::fs::remove_file(file_of(&self.dir, &outside.key));
         }
-        Ok(())
     }
 }
 
