@@ -12,12 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
+    let device = crate::model::select_device(args.device.device.as_deref())?;
     let grids = args
         .grids
         .iter()
         .map(|path| Grid::load(path))
         .collect::<Result<Vec<_>, _>>()?;
-    let device = crate::model::default_device()?;
+    if !quiet {
+        eprintln!("device: {}", crate::model::describe_device(&device));
+    }
     let studies = sweep::check_inputs(&grids, &device)?;
     let mut store = Store::open(db)?;
     let cancel = Arc::new(AtomicBool::new(false));
