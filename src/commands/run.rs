@@ -18,6 +18,7 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
         .iter()
         .map(|path| Grid::load(path))
         .collect::<Result<Vec<_>, _>>()?;
+    let policy = crate::threads::policy(!device.is_cpu());
     if !quiet {
         eprintln!("device: {}", crate::model::describe_device(&device));
     }
@@ -29,9 +30,7 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
     let settings = Settings {
         db,
         device: &device,
-        jobs: args
-            .jobs
-            .map_or_else(crate::threads::available_cores, usize::from),
+        jobs: args.jobs.map_or(policy.default_jobs, usize::from),
         max_attempts: args.max_attempts,
         keep_checkpoints: args.keep_checkpoints,
         new_study: args.new_study,
