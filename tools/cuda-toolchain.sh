@@ -3,7 +3,12 @@
 # (no system CUDA toolkit, no GPU needed), then prints the environment to build with.
 #
 # Usage:  eval "$(tools/cuda-toolchain.sh)"     # then: cargo check --release --features cuda
-#         tools/cuda-toolchain.sh [DIR]          # DIR: where the venv goes (default .cuda-toolchain)
+#         tools/cuda-toolchain.sh [--link] [DIR] # DIR: where the venv goes (default .cuda-toolchain)
+#
+# --link also installs the libraries the final link names besides libcuda (nvrtc, curand,
+# cublas, cublasLt, cudart), gives them the unversioned names the linker looks for, and exports
+# LIBRARY_PATH and LD_LIBRARY_PATH: with a GPU driver's libcuda that is all `cargo build
+# --release --features cuda` needs.
 #
 # The versions are pinned on purpose (see README, "CUDA"): cudarc 0.19.10's build script knows
 # CUDA up to 13.4 and panics on 13.5, and nvcc, crt, nvvm and the runtime headers must be one
@@ -14,6 +19,11 @@
 # Progress goes to stderr; only the `export` lines go to stdout.
 set -euo pipefail
 
+LINK=0
+if [ "${1:-}" = "--link" ]; then
+    LINK=1
+    shift
+fi
 DIR=${1:-${CUDA_TOOLCHAIN_DIR:-.cuda-toolchain}}
 CUDA_VERSION=13.4
 CUDA_PATCH=13.4.92
@@ -42,6 +52,17 @@ if [ ! -e "$STAMP" ]; then
     touch "$STAMP"
 fi
 
+LINK_STAMP="$DIR/venv/.installed-link-$CUDA_PATCH"
+if [ "$LINK" = 1 ] && [ ! -e "$LINK_STAMP" ]; then
+    echo "cuda-toolchain: installing the link libraries (nvrtc, curand, cublas)" >&2
+    # cuBLAS and cuRAND number their own versions; any 13.x / 10.4.x works with CUDA 13.4.
+    "$VPY" -m pip install --quiet --disable-pip-version-check \
+        "nvidia-cuda-nvrtc==$CUDA_PATCH" \
+        "nvidia-cublas==13.4.3.11" \
+        "nvidia-curand==10.4.5.25" >&2
+    touch "$LINK_STAMP"
+fi
+
 C=$("$VPY" -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13"))')
 if [ ! -d "$C/bin" ]; then
     echo "cuda-toolchain: no $C/bin after install: the wheels' layout changed" >&2
@@ -63,6 +84,25 @@ if [ -z "$COMPUTE_CAP" ] && command -v nvidia-smi >/dev/null 2>&1; then
 fi
 COMPUTE_CAP=${COMPUTE_CAP:-90}
 echo "cuda-toolchain: nvcc $NVCC_VERSION at $C, compute capability $COMPUTE_CAP" >&2
+
+if [ "$LINK" = 1 ]; then
+    # The wheels ship libX.so.N only; the linker's -lX wants libX.so.
+    LIBS="$DIR/lib"
+    mkdir -p "$LIBS"
+    for name in nvrtc curand cublas cublasLt cudart; do
+        found=$(find "$C" -name "lib$name.so.*" | sort | head -n1)
+        if [ -z "$found" ]; then
+            echo "cuda-toolchain: lib$name.so.* is in none of the wheels" >&2
+            exit 1
+        fi
+        ln -sf "$found" "$LIBS/lib$name.so"
+    done
+    if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so'; then
+        echo "cuda-toolchain: no libcuda here (it comes with the GPU driver): cargo check works, the final link of cargo build does not" >&2
+    fi
+    echo "export LIBRARY_PATH=\"$LIBS:$(dirname "$(find "$C" -name 'libcublas.so.*' | head -n1)")\${LIBRARY_PATH:+:\$LIBRARY_PATH}\""
+    echo "export LD_LIBRARY_PATH=\"$LIBS:$(dirname "$(find "$C" -name 'libcublas.so.*' | head -n1)")\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\""
+fi
 
 cat <<EOF
 export PATH="$C/bin:\$PATH"
