@@ -65,6 +65,8 @@ pub struct RunArgs {
     /// Keep the weights of each study's N best trials beside the database (for `export`).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub keep_checkpoints: usize,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +129,8 @@ pub struct PredictArgs {
     /// Print JSON: every label's probability for every attribute.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// Where `index` writes the catalogue's embeddings and `similar` and `serve` read them.
@@ -141,6 +145,8 @@ pub struct IndexArgs {
     pub index: PathBuf,
     #[command(flatten)]
     pub embedding: EmbeddingArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// What an image's embedding is.
@@ -179,6 +185,8 @@ pub struct SimilarArgs {
     /// share its top-level folder (e.g. department), and how long one query takes.
     #[arg(long, conflicts_with = "image")]
     pub evaluate: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 #[derive(Debug, Args)]
@@ -208,4 +216,15 @@ pub struct ServeArgs {
     pub k: u16,
     #[command(flatten)]
     pub embedding: EmbeddingArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+/// Where the tensors live.
+#[derive(Debug, Args)]
+pub struct DeviceArg {
+    /// cpu, cuda or cuda:N (default: GRIDSEARCH_DEVICE if set, else the first GPU when built
+    /// with `--features cuda` and one is present, else cpu).
+    #[arg(long, value_name = "cpu|cuda|cuda:N")]
+    pub device: Option<String>,
 }

@@ -508,6 +508,26 @@ fn cases() -> Vec<Case> {
             expect: &["text.db", "not a readable safetensors file"],
             at_grid: false,
         },
+        Case {
+            // No GPU 99 anywhere: a CPU build has no CUDA, a CUDA build cannot open it.
+            name: "run on a GPU that is not there",
+            setup: |_, t| t,
+            args: &["run", "GRID", "--device", "cuda:99"],
+            expect: &["--device cuda:99: "],
+            at_grid: false,
+        },
+        Case {
+            name: "predict on an unknown device",
+            setup: |_, t| t,
+            args: &[
+                "predict",
+                "--device",
+                "tpu",
+                "data/footwear/boot/boot_1927.jpg",
+            ],
+            expect: &["--device tpu: unknown device", "cpu, cuda or cuda:N"],
+            at_grid: false,
+        },
     ]
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 pub fn run(args: &IndexArgs, quiet: bool) -> anyhow::Result<Exit> {
-    let device = crate::model::default_device()?;
+    let device = crate::model::select_device(args.device.device.as_deref())?;
     let source = embedding_source(&args.embedding)?;
     let (index, _) = update_index(&args.dir, &args.index, source, &device, quiet)?;
     crate::outln!(

@@ -17,7 +17,7 @@ struct ImageResult<'a> {
 }
 
 pub fn run(args: &PredictArgs) -> anyhow::Result<Exit> {
-    let device = crate::model::default_device()?;
+    let device = crate::model::select_device(args.device.device.as_deref())?;
     let models = ModelSet::load(&args.models, &device)?;
     let sources: Vec<ImageSource> = args.images.iter().map(|p| ImageSource::File(p)).collect();
     let results = models.predict(&sources, &device)?;

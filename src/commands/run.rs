@@ -12,12 +12,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
+    let device = crate::model::select_device(args.device.device.as_deref())?;
     let grids = args
         .grids
         .iter()
         .map(|path| Grid::load(path))
         .collect::<Result<Vec<_>, _>>()?;
-    let device = crate::model::default_device()?;
+    let policy = crate::threads::policy(!device.is_cpu());
+    if !quiet {
+        eprintln!("device: {}", crate::model::describe_device(&device));
+    }
     let studies = sweep::check_inputs(&grids, &device)?;
     let mut store = Store::open(db)?;
     let cancel = Arc::new(AtomicBool::new(false));
@@ -26,9 +30,7 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
     let settings = Settings {
         db,
         device: &device,
-        jobs: args
-            .jobs
-            .map_or_else(crate::threads::available_cores, usize::from),
+        jobs: args.jobs.map_or(policy.default_jobs, usize::from),
         max_attempts: args.max_attempts,
         keep_checkpoints: args.keep_checkpoints,
         new_study: args.new_study,

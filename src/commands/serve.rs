@@ -19,7 +19,7 @@ pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<Exit> {
         ))
     })?;
     listener.set_nonblocking(true)?;
-    let device = crate::model::default_device()?;
+    let device = crate::model::select_device(args.device.device.as_deref())?;
     let models = ModelSet::load(&args.models, &device)?;
     let catalogue = match &args.catalogue {
         None => None,

@@ -13,7 +13,7 @@ use std::time::Instant;
 const TIMED_QUERIES: usize = 21;
 
 pub fn run(args: &SimilarArgs) -> anyhow::Result<Exit> {
-    let device = crate::model::default_device()?;
+    let device = crate::model::select_device(args.device.device.as_deref())?;
     let index = CatalogueIndex::load(&args.index, &device)?;
     let embedder = Embedder::load(&index.source, &device)?;
     let k = usize::from(args.k);

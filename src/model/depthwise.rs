@@ -3,8 +3,9 @@
 //! candle's grouped convolution runs one convolution per channel; here one pass over NHWC data
 //! keeps the channels innermost and contiguous, so the inner loops vectorise. Forward, grad-input
 //! and grad-weight are parallel over image rows; every output element is summed in a fixed order,
-//! so results do not depend on thread scheduling. Tensors on other devices fall back to candle's
-//! grouped `conv2d`.
+//! so results do not depend on thread scheduling. Tensors on other devices (CUDA) take
+//! [`depthwise_conv2d_taps`], a composite of candle ops that autograd differentiates anywhere;
+//! the tests hold it to this kernel, forward and backward.
 
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -25,7 +26,7 @@ pub fn same_padding(size: usize, k: usize, stride: usize) -> (usize, usize, usiz
 pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize) -> Result<Tensor> {
     let geometry = Geometry::of(x, w, stride)?;
     if !x.device().is_cpu() || !w.device().is_cpu() {
-        return depthwise_conv2d_grouped(x, w, stride);
+        return depthwise_conv2d_taps(x, w, stride);
     }
     x.contiguous()?
         .apply_op2(&w.contiguous()?, DepthwiseConv2d { geometry })
@@ -40,8 +41,46 @@ pub fn depthwise_weight_from_torch(w: &Tensor) -> Result<Tensor> {
     w.reshape((c, kh, kw))?.permute((1, 2, 0))?.contiguous()
 }
 
+/// The same convolution as a sum over the K*K kernel taps: each tap is a shifted, strided view of
+/// the zero-padded input times that tap's per-channel weights. Only candle ops (pad, reshape,
+/// narrow, broadcast_mul, add), so it runs and differentiates on every device, in K*K
+/// element-wise launches instead of one conv per channel. The device path for non-CPU tensors.
+///
+/// The stride is taken without a strided slice: the padded input [N, Hq*s, Wq*s, C] is viewed as
+/// [N, Hq, s, Wq, s, C], so padded row `oh*s + kh` is (row `oh + kh/s`, phase `kh%s`).
+pub fn depthwise_conv2d_taps(x: &Tensor, w: &Tensor, stride: usize) -> Result<Tensor> {
+    let g = Geometry::of(x, w, stride)?;
+    let s = stride;
+    // Rows (cols) of the phase view: enough that oh + kh/s stays inside for every tap.
+    let hq = g.ho + (g.k - 1) / s;
+    let wq = g.wo + (g.k - 1) / s;
+    let padded = x
+        .pad_with_zeros(1, g.pad_top, hq * s - g.h - g.pad_top)?
+        .pad_with_zeros(2, g.pad_left, wq * s - g.w - g.pad_left)?
+        .reshape((g.n, hq, s, wq, s, g.c))?;
+    let mut sum: Option<Tensor> = None;
+    for kh in 0..g.k {
+        let rows = padded.narrow(1, kh / s, g.ho)?.narrow(2, kh % s, 1)?;
+        for kw in 0..g.k {
+            let tap = rows
+                .narrow(3, kw / s, g.wo)?
+                .narrow(4, kw % s, 1)?
+                .squeeze(4)?
+                .squeeze(2)?;
+            let weight = w.narrow(0, kh, 1)?.narrow(1, kw, 1)?.reshape(g.c)?;
+            let term = tap.broadcast_mul(&weight)?;
+            sum = Some(match sum {
+                None => term,
+                Some(total) => (total + term)?,
+            });
+        }
+    }
+    // Geometry::of rejects k == 0, so there was at least one tap.
+    sum.ok_or_else(|| candle_core::Error::Msg("depthwise_conv2d_taps: no taps".into()))
+}
+
 /// The same convolution through candle's own grouped `conv2d` (one conv per channel): slow, but
-/// works on every device. Used as the non-CPU fallback and as the reference in tests.
+/// works on every device. An independent reference in tests.
 pub fn depthwise_conv2d_grouped(x: &Tensor, w: &Tensor, stride: usize) -> Result<Tensor> {
     let g = Geometry::of(x, w, stride)?;
     let (_, _, pad_bottom) = same_padding(g.h, g.k, stride);

@@ -215,3 +215,82 @@ fn rejects_wrong_dtype_rank_and_channels() {
     assert!(error.contains("[K, K, 8]"), "{error}");
     assert!(depthwise_conv2d(&x, &w, 0).is_err());
 }
+
+/// Largest |a - b| over all elements.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    a.sub(b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// The depthwise layers of EfficientNet-Lite0 at 224 px (kernel, stride, input size, channels
+/// cut to keep the test quick: the taps do not mix channels), then odd sizes and images smaller
+/// than the kernel.
+const DEVICE_CASES: &[(usize, usize, usize, usize, usize, usize)] = &[
+    (2, 112, 112, 8, 3, 1),
+    (2, 112, 112, 8, 3, 2),
+    (2, 56, 56, 8, 3, 1),
+    (2, 56, 56, 8, 5, 2),
+    (2, 28, 28, 16, 5, 1),
+    (2, 28, 28, 16, 3, 2),
+    (2, 14, 14, 24, 3, 1),
+    (2, 14, 14, 24, 5, 1),
+    (2, 14, 14, 24, 5, 2),
+    (2, 7, 7, 1152, 5, 1),
+    (2, 7, 7, 40, 3, 1),
+    (1, 9, 11, 8, 5, 2),
+    (3, 4, 4, 40, 5, 1),
+    (1, 3, 2, 33, 5, 1),
+    (2, 1, 1, 5, 3, 2),
+    (2, 7, 6, 24, 3, 2),
+];
+
+/// Forward and grad_x: within 1e-5 absolute (the forward pass is in fact bit-identical: the
+/// taps are added in the kernel's order). grad_w: within 1e-5 of its largest element.
+#[test]
+fn device_path_equals_the_cpu_kernel_forward_and_backward() {
+    for (i, &(n, h, w, c, k, stride)) in DEVICE_CASES.iter().enumerate() {
+        let seed = 500 + 4 * i as u64;
+        let x = random_tensor(seed, &[n, h, w, c]);
+        let wt = random_tensor(seed + 1, &[k, k, c]);
+        let ours = depthwise_conv2d(&x, &wt, stride).unwrap();
+        let taps = depthwise_conv2d_taps(&x, &wt, stride).unwrap();
+        let forward = max_abs_diff(&taps, &ours);
+        assert!(forward <= 1e-5, "case {i}: forward differs by {forward}");
+        let r = random_tensor(seed + 2, ours.dims());
+        let (gx, gw) = gradients(depthwise_conv2d, &x, &wt, &r, stride);
+        let (taps_gx, taps_gw) = gradients(depthwise_conv2d_taps, &x, &wt, &r, stride);
+        let dx = max_abs_diff(&taps_gx, &gx);
+        assert!(dx <= 1e-5, "case {i}: grad_x differs by {dx}");
+        let dw = max_abs_diff(&taps_gw, &gw);
+        // grad_w's elements are sums of up to N*Ho*Wo (here 25,088) products, |grad_w| up to
+        // ~130: two summation orders differ by ~1e-4 there, so its bound scales with its size.
+        let scale = max_abs_diff(&gw, &gw.zeros_like().unwrap()).max(1.0);
+        assert!(
+            dw <= 1e-5 * scale,
+            "case {i}: grad_w differs by {dw} (largest |grad_w| {scale})"
+        );
+    }
+}
+
+#[test]
+fn device_path_keeps_frozen_inputs_frozen() {
+    let x = random_tensor(31, &[2, 6, 5, 12]);
+    let w = Var::from_tensor(&random_tensor(32, &[3, 3, 12])).unwrap();
+    let loss = depthwise_conv2d_taps(&x, w.as_tensor(), 2)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let grads = loss.backward().unwrap();
+    assert!(grads.get(&x).is_none());
+    assert!(grads.get(w.as_tensor()).is_some());
+    assert!(depthwise_conv2d_taps(&x.to_dtype(DType::F64).unwrap(), w.as_tensor(), 2).is_err());
+}

@@ -63,12 +63,10 @@ pub trait TrainableTail: Send + Sync {
     fn vars(&self) -> &[Var];
 }
 
-/// Images per forward batch of a frozen pass.
-pub const FORWARD_BATCH: usize = 32;
-
 /// The frozen backbone over images given as RGB bytes (`size` x `size`, HWC, one image after
-/// another), in batches that run side by side, one per core (see `threads`). `before_batch(n)`
-/// runs before each batch of n images: it may report progress, or stop the pass with an error.
+/// another), in batches as `threads::policy` says for the device: on the CPU side by side, one
+/// per core; on a GPU larger, one after another. `before_batch(n)` runs before each batch of n
+/// images: it may report progress, or stop the pass with an error.
 pub fn forward_pixels(
     backbone: &dyn Backbone,
     pixels: &[u8],
@@ -78,19 +76,23 @@ pub fn forward_pixels(
     before_batch: &(dyn Fn(usize) -> anyhow::Result<()> + Sync),
 ) -> anyhow::Result<Vec<Recorded>> {
     use rayon::prelude::*;
+    let policy = crate::threads::policy(!device.is_cpu());
+    let batch = policy.forward_batch;
     let per_image = size * size * 3;
     let n = pixels.len() / per_image;
-    let starts: Vec<usize> = (0..n).step_by(FORWARD_BATCH).collect();
-    starts
-        .par_iter()
-        .map(|&start| -> anyhow::Result<Recorded> {
-            let end = (start + FORWARD_BATCH).min(n);
-            before_batch(end - start)?;
-            let bytes = &pixels[start * per_image..end * per_image];
-            let rgb = Tensor::from_slice(bytes, (end - start, size, size, 3), device)?;
-            Ok(backbone.forward_recording(&backbone.preprocess(&rgb)?, boundaries)?)
-        })
-        .collect()
+    let starts: Vec<usize> = (0..n).step_by(batch).collect();
+    let one = |&start: &usize| -> anyhow::Result<Recorded> {
+        let end = (start + batch).min(n);
+        before_batch(end - start)?;
+        let bytes = &pixels[start * per_image..end * per_image];
+        let rgb = Tensor::from_slice(bytes, (end - start, size, size, 3), device)?;
+        Ok(backbone.forward_recording(&backbone.preprocess(&rgb)?, boundaries)?)
+    };
+    if policy.parallel_batches {
+        starts.par_iter().map(one).collect()
+    } else {
+        starts.iter().map(one).collect()
+    }
 }
 
 /// Run `blocks(x, from, to)` over all `total` blocks from the stem's output, keeping the input

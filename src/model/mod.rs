@@ -2,6 +2,7 @@
 
 pub mod classifier;
 pub mod depthwise;
+pub mod device;
 pub mod efficientnet_lite;
 pub mod frozen;
 pub mod head;
@@ -14,18 +15,7 @@ pub mod weights;
 
 pub use candle_core::Device;
 pub use classifier::{Classifier, FineTunedBlocks};
+pub use device::{default_device, describe as describe_device, select_device};
 pub use frozen::{Backbone, Recorded, TrainableTail};
 pub use head::{Head, HeadConfig};
 pub use load::load_backbone;
-
-/// The device training runs on: CUDA when built with `--features cuda` and a GPU is present.
-pub fn default_device() -> candle_core::Result<candle_core::Device> {
-    #[cfg(feature = "cuda")]
-    {
-        candle_core::Device::cuda_if_available(0)
-    }
-    #[cfg(not(feature = "cuda"))]
-    {
-        Ok(candle_core::Device::Cpu)
-    }
-}

@@ -2,7 +2,8 @@
 //!
 //! candle's `clamp` backward builds several comparison tensors; here the backward pass is one
 //! element-wise loop that lets the gradient through where the output is strictly inside (0, 6).
-//! Tensors on other devices fall back to `clamp`.
+//! Tensors on other devices (CUDA) take [`relu6_composite`], candle ops with the same values and
+//! the same gradient (plain `clamp` would split the gradient at exactly 0 and 6).
 
 use super::depthwise::contiguous_f32;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
@@ -20,9 +21,21 @@ pub fn relu6(x: &Tensor) -> Result<Tensor> {
         bail!("relu6 needs an f32 tensor, got {:?}", x.dtype());
     }
     if !x.device().is_cpu() {
-        return x.clamp(0f32, SIX);
+        return relu6_composite(x);
     }
     x.contiguous()?.apply_op1(Relu6)
+}
+
+/// ReLU6 from candle ops, for every device: x where 0 < x < 6, else the clamped value as a
+/// constant. So the gradient passes exactly where the CPU op lets it through (strictly inside),
+/// and a NaN stays NaN as there.
+pub fn relu6_composite(x: &Tensor) -> Result<Tensor> {
+    let inside = x.gt(0f32)?.mul(&x.lt(SIX)?)?;
+    let constant = x.detach();
+    // NaN is neither inside nor clampable: keep it (with no gradient, as the CPU op does).
+    let is_nan = constant.ne(&constant)?;
+    let clamped = is_nan.where_cond(&constant, &constant.clamp(0f32, SIX)?)?;
+    inside.where_cond(x, &clamped)
 }
 
 /// Forward op; its backward is [`Relu6Grad`].
@@ -151,6 +164,50 @@ mod tests {
         let y = relu6(&x).unwrap().to_vec1::<f32>().unwrap();
         assert!(y[0].is_nan());
         assert_eq!(y[1], 1.0);
+    }
+
+    /// Values and gradients of sum(f(x) * r) for `INPUT` and a large random tensor.
+    fn forward_and_backward(f: fn(&Tensor) -> Result<Tensor>, x: &Tensor) -> (Tensor, Tensor) {
+        let x = Var::from_tensor(x).unwrap();
+        let y = f(x.as_tensor()).unwrap();
+        let r = Tensor::arange(0f32, x.elem_count() as f32, x.device())
+            .unwrap()
+            .reshape(x.shape())
+            .unwrap()
+            .affine(1e-3, 0.5)
+            .unwrap();
+        let grads = y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        let grad = grads.get(x.as_tensor()).unwrap().clone();
+        (y, grad)
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn device_composite_equals_the_cpu_op_forward_and_backward() {
+        let edge = Tensor::new(&INPUT, &Device::Cpu).unwrap();
+        let values: Vec<f32> = (0..3 * 17 * 19 * 8)
+            .map(|i| ((i * 7919) % 1601) as f32 * 0.01 - 8.0)
+            .collect();
+        let random = Tensor::from_vec(values, (3, 17, 19, 8), &Device::Cpu).unwrap();
+        for x in [edge, random] {
+            let (y, gx) = forward_and_backward(relu6, &x);
+            let (y_dev, gx_dev) = forward_and_backward(relu6_composite, &x);
+            assert_eq!(max_abs_diff(&y, &y_dev), 0.0);
+            assert_eq!(max_abs_diff(&gx, &gx_dev), 0.0);
+        }
+        let nan = Tensor::new(&[f32::NAN, 7.0, -1.0], &Device::Cpu).unwrap();
+        let y = relu6_composite(&nan).unwrap().to_vec1::<f32>().unwrap();
+        assert!(y[0].is_nan());
+        assert_eq!(&y[1..], [6.0, 0.0]);
     }
 
     #[test]
