@@ -2,33 +2,19 @@
 //! CPU build): PyTorch parity of pooled features and logits, and a fine-tuning step whose
 //! gradients match the CPU's. `bench/gpu.sh` runs these on a GPU; in CI they run on the CPU.
 
+mod common;
+
 use candle_core::{Device, Tensor};
+use common::{max_abs_diff, repo};
 use gridsearch::model::efficientnet_lite::EfficientNetLite0;
 use gridsearch::model::inception_v3::InceptionV3;
 use gridsearch::model::{describe_device, select_device, Backbone};
 use std::collections::BTreeSet;
-use std::path::Path;
 
 fn device() -> Device {
     let device = select_device(None).expect("GRIDSEARCH_DEVICE names a usable device");
     eprintln!("device under test: {}", describe_device(&device));
     device
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let b = b.to_device(a.device()).unwrap();
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]

@@ -1,19 +1,11 @@
 //! EfficientNet-Lite0 on candle matches PyTorch's pooled features and logits on real photos.
 
-use candle_core::{Device, Tensor};
+mod common;
+
+use candle_core::Device;
+use common::max_abs_diff;
 use gridsearch::model::efficientnet_lite::EfficientNetLite0;
 use std::path::Path;
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
 
 #[test]
 fn pooled_features_and_logits_match_pytorch() {
