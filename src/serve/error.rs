@@ -1,5 +1,6 @@
 //! What the API answers when a request cannot be served: a 4xx/5xx status with `{"error": "..."}`.
 
+use axum::http::header::CONNECTION;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -10,6 +11,8 @@ use serde::Serialize;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Answer with `Connection: close`: the request was not read to its end.
+    pub close: bool,
 }
 
 #[derive(Serialize)]
@@ -22,7 +25,25 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            close: false,
         }
+    }
+
+    /// The same answer, closing the connection after it.
+    pub fn closing_connection(self) -> ApiError {
+        ApiError {
+            close: true,
+            ..self
+        }
+    }
+
+    /// A request whose body broke off while it was read.
+    pub fn unreadable(error: impl std::fmt::Display) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the upload broke off: {error}"),
+        )
+        .closing_connection()
     }
 
     /// A failure of the server itself (not of the request); also logged to stderr.
@@ -38,6 +59,10 @@ impl IntoResponse for ApiError {
         let body = Json(Body {
             error: &self.message,
         });
-        (self.status, body).into_response()
+        if self.close {
+            (self.status, [(CONNECTION, "close")], body).into_response()
+        } else {
+            (self.status, body).into_response()
+        }
     }
 }

@@ -3,11 +3,12 @@
 mod catalogue;
 mod error;
 mod predict;
+mod upload;
 
 use crate::inference::ModelSet;
 use crate::model::Device;
 use crate::similarity::{CatalogueIndex, Embedder};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,14 +36,12 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let limit = usize::from(state.max_upload_mb) * 1024 * 1024;
     Router::new()
         .route("/", get(page))
         .route("/api/predict", post(predict::predict))
         .route("/api/models", get(models))
         .route("/catalogue/{row}", get(catalogue::photo))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(Arc::new(state))
 }
 

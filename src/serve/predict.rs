@@ -2,13 +2,13 @@
 //! similar catalogue photos out. The upload is decoded from memory and never written anywhere.
 
 use super::error::ApiError;
+use super::upload;
 use super::{blocking, AppState};
 use crate::inference::model_set::ImageSource;
 use crate::inference::Prediction;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -31,18 +31,10 @@ struct Similar {
 
 pub async fn predict(
     State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<Answer>, ApiError> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the photo is over the upload limit of {} MiB (--max-upload-mb)",
-                state.max_upload_mb
-            ),
-        ),
-        status => ApiError::new(status, rejection.body_text()),
-    })?;
+    let body = upload::read(&headers, body, state.max_upload_mb).await?;
     if body.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
