@@ -115,6 +115,28 @@ fn until_closed(
     (String::from_utf8_lossy(&answer).into(), None)
 }
 
+/// A request refused (or, as a control, served) at once.
+struct Refusal<'a> {
+    name: &'a str,
+    method: Method,
+    path: &'a str,
+    headers: Vec<(&'a str, &'a str)>,
+    status: StatusCode,
+    /// A fragment of the answer's error message.
+    says: &'a str,
+}
+
+/// A client that sends `start`, then (if `trickle`) a byte every half second.
+struct SlowClient {
+    name: &'static str,
+    start: Vec<u8>,
+    trickle: bool,
+    /// The answer's status line start, or "" for a close without an answer.
+    status: &'static str,
+    /// The documented time within which the server closes the connection.
+    closed_within: Duration,
+}
+
 /// An upload request's head declaring `length` bytes, followed by `sent` of them.
 fn upload_start(length: u64, sent: &str) -> Vec<u8> {
     format!(
@@ -145,51 +167,48 @@ async fn serve_cuts_off_refuses_and_stops_whatever_clients_do() {
     let url = server.url.clone();
     let host = url.trim_start_matches("http://").to_string();
 
-    // Quick refusals, each a JSON error and each with nosniff. (name, method, path, headers,
-    // status, a fragment of the message)
+    // Quick refusals, each a JSON error and each with nosniff.
     let own_origin = format!("http://{host}");
-    let refusals: [(&str, Method, &str, Vec<(&str, &str)>, StatusCode, &str); 4] = [
-        (
-            "a foreign Host (DNS rebinding)",
-            Method::GET,
-            "/api/models",
-            vec![("host", "evil.example:8080")],
-            StatusCode::FORBIDDEN,
-            "--allow-host",
-        ),
-        (
-            "a cross-origin POST",
-            Method::POST,
-            "/api/predict",
-            vec![("origin", "http://evil.example")],
-            StatusCode::FORBIDDEN,
-            "cross-origin",
-        ),
-        (
-            "a cross-site POST by Sec-Fetch-Site",
-            Method::POST,
-            "/api/predict",
-            vec![("sec-fetch-site", "cross-site"), ("origin", &own_origin)],
-            StatusCode::FORBIDDEN,
-            "cross-origin",
-        ),
-        (
-            "a same-origin POST of text is read (and is no image)",
-            Method::POST,
-            "/api/predict",
-            vec![("sec-fetch-site", "same-origin"), ("origin", &own_origin)],
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not a readable image",
-        ),
+    let refusals = [
+        Refusal {
+            name: "a foreign Host (DNS rebinding)",
+            method: Method::GET,
+            path: "/api/models",
+            headers: vec![("host", "evil.example:8080")],
+            status: StatusCode::FORBIDDEN,
+            says: "--allow-host",
+        },
+        Refusal {
+            name: "a cross-origin POST",
+            method: Method::POST,
+            path: "/api/predict",
+            headers: vec![("origin", "http://evil.example")],
+            status: StatusCode::FORBIDDEN,
+            says: "cross-origin",
+        },
+        Refusal {
+            name: "a cross-site POST by Sec-Fetch-Site",
+            method: Method::POST,
+            path: "/api/predict",
+            headers: vec![("sec-fetch-site", "cross-site"), ("origin", &own_origin)],
+            status: StatusCode::FORBIDDEN,
+            says: "cross-origin",
+        },
+        Refusal {
+            name: "a same-origin POST of text is read (and is no image)",
+            method: Method::POST,
+            path: "/api/predict",
+            headers: vec![("sec-fetch-site", "same-origin"), ("origin", &own_origin)],
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            says: "not a readable image",
+        },
     ];
-    for (name, method, path, headers, status, fragment) in refusals {
-        let answer = send(&url, method, path, &headers, b"not a photo").await;
-        let message = answer.error(status);
-        assert!(message.contains(fragment), "{name}: {message}");
-        assert_eq!(
-            answer.headers["x-content-type-options"], "nosniff",
-            "{name}"
-        );
+    for row in refusals {
+        let answer = send(&url, row.method, row.path, &row.headers, b"not a photo").await;
+        let message = answer.error(row.status);
+        assert!(message.contains(row.says), "{}: {message}", row.name);
+        let sniffing = &answer.headers["x-content-type-options"];
+        assert_eq!(sniffing, "nosniff", "{}", row.name);
     }
     let page = send(&url, Method::GET, "/", &[], b"").await;
     assert_eq!(page.status, StatusCode::OK);
@@ -247,50 +266,46 @@ async fn serve_cuts_off_refuses_and_stops_whatever_clients_do() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // Slow clients, all at once: (name, what is sent first, trickle a byte every 0.5 s, the
-    // answer's status line or "" for none, closed within).
+    // Slow clients, all at once.
     let two_gb = 2u64 << 30;
-    let slow: [(&str, Vec<u8>, bool, &str, Duration); 4] = [
-        (
-            "headers sent a byte at a time (slowloris)",
-            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".to_vec(),
-            true,
-            "",
-            HEADER_TIMEOUT,
-        ),
-        (
-            "a connection that sends nothing",
-            Vec::new(),
-            false,
-            "",
-            HEADER_TIMEOUT,
-        ),
-        (
-            "an upload declaring 2 GiB, 1 byte sent",
-            upload_start(two_gb, "x"),
-            false,
-            "HTTP/1.1 413 ",
-            Duration::ZERO,
-        ),
-        (
-            "an upload under the limit that stalls after 1 byte",
-            upload_start(100_000, "x"),
-            false,
-            "HTTP/1.1 408 ",
-            BODY_STALL,
-        ),
+    let slow = [
+        SlowClient {
+            name: "headers sent a byte at a time (slowloris)",
+            start: b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".to_vec(),
+            trickle: true,
+            status: "",
+            closed_within: HEADER_TIMEOUT,
+        },
+        SlowClient {
+            name: "a connection that sends nothing",
+            start: Vec::new(),
+            trickle: false,
+            status: "",
+            closed_within: HEADER_TIMEOUT,
+        },
+        SlowClient {
+            name: "an upload declaring 2 GiB, 1 byte sent",
+            start: upload_start(two_gb, "x"),
+            trickle: false,
+            status: "HTTP/1.1 413 ",
+            closed_within: Duration::ZERO,
+        },
+        SlowClient {
+            name: "an upload under the limit that stalls after 1 byte",
+            start: upload_start(100_000, "x"),
+            trickle: false,
+            status: "HTTP/1.1 408 ",
+            closed_within: BODY_STALL,
+        },
     ];
     let clients: Vec<_> = slow
         .into_iter()
-        .map(|(name, start, trickle, status, within)| {
-            let stream = connect(&url, &start);
+        .map(|row| {
+            let stream = connect(&url, &row.start);
             std::thread::spawn(move || {
-                let (answer, closed) = until_closed(stream, trickle, within + SLACK);
-                assert!(
-                    closed.is_some(),
-                    "{name}: still open after {:?}",
-                    within + SLACK
-                );
+                let (name, status, bound) = (row.name, row.status, row.closed_within + SLACK);
+                let (answer, closed) = until_closed(stream, row.trickle, bound);
+                assert!(closed.is_some(), "{name}: still open after {bound:?}");
                 assert!(answer.starts_with(status), "{name}: {answer:?}");
                 if !status.is_empty() {
                     assert!(answer.contains("connection: close"), "{name}: {answer:?}");
