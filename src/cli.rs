@@ -190,6 +190,7 @@ pub struct SimilarArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = crate::serve::limits_help())]
 pub struct ServeArgs {
     /// Folder of exported models (or one model folder).
     #[arg(long, default_value = DEFAULT_MODELS)]
@@ -205,9 +206,18 @@ pub struct ServeArgs {
     /// Port to listen on (0: any free port; the line `listening on ...` says which).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Address to listen on.
+    /// Address to listen on. Requests must name it (or localhost, 127.0.0.1, [::1]) as their
+    /// Host, else 403; on 0.0.0.0 or :: any IP address is accepted as Host.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
+    /// Also answer requests whose Host is NAME (any port), e.g. the machine's DNS name or a
+    /// proxy's; repeatable. Other names are refused so that no other web site's page can reach
+    /// the server through DNS rebinding.
+    #[arg(long, value_name = "NAME")]
+    pub allow_host: Vec<String>,
+    /// Requests handled at the same time; more are answered 503 at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub max_requests: u16,
     /// Largest upload accepted, in MiB.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub max_upload_mb: u16,

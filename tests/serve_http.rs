@@ -217,6 +217,19 @@ fn bad_options_exit_2_with_one_line_naming_the_path() {
     let none = none.to_str().unwrap();
     check(&["serve", "--port", "0", "--models", none], &[none]);
 
+    check(
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--models",
+            none,
+            "--allow-host",
+            "shop.example:80",
+        ],
+        &["--allow-host", "shop.example:80", "no port"],
+    );
+
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
     check(

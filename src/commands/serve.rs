@@ -1,17 +1,25 @@
 //! `gridsearch serve`: load the models, bring the catalogue's index up to date, then serve the
-//! upload page until Ctrl-C or SIGTERM.
+//! upload page until Ctrl-C or SIGTERM (then exit within a few seconds, whatever clients do).
 
 use super::index::{embedding_source, update_index};
 use super::Exit;
 use crate::cli::ServeArgs;
 use crate::error::InputError;
 use crate::inference::ModelSet;
-use crate::serve::{router, AppState, Catalogue};
+use crate::serve::{router, serve, AllowedHosts, AppState, Catalogue, Guards};
 use std::io::Write;
 use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How long work still running after the server stopped (a prediction) may delay the exit.
+const WORK_GRACE: Duration = Duration::from_secs(1);
 
 pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<Exit> {
-    // The port first: a busy one should not cost the wait for models and catalogue.
+    // Options and the port first: a mistake should not cost the wait for models and catalogue.
+    let guards = Guards {
+        hosts: AllowedHosts::new(args.host, &args.allow_host).map_err(InputError::new)?,
+        max_requests: usize::from(args.max_requests),
+    };
     let address = SocketAddr::new(args.host, args.port);
     let listener = std::net::TcpListener::bind(address).map_err(|e| {
         InputError::new(format!(
@@ -42,15 +50,16 @@ pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         crate::outln!("listening on http://{}", listener.local_addr()?);
         std::io::stdout().flush()?;
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(stop_requested())
-            .await?;
-        Ok(Exit::Ok)
-    })
+        serve(listener, router(state, guards), stop_requested()).await;
+        anyhow::Ok(Exit::Ok)
+    });
+    // A prediction still running on a blocking thread is not waited for past this.
+    runtime.shutdown_timeout(WORK_GRACE);
+    served
 }
 
 /// Ctrl-C, or SIGTERM where there is one.

@@ -23,9 +23,13 @@ pub async fn photo(
     let kind = content_type(&path);
     let bytes = blocking(move || {
         std::fs::read(&path).map_err(|e| {
+            eprintln!(
+                "error: {}: cannot read catalogue photo {row} ({e})",
+                path.display()
+            );
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                format!("catalogue photo {}: cannot read ({e})", path.display()),
+                format!("catalogue photo {row} cannot be read"),
             )
         })
     })

@@ -1,4 +1,6 @@
 //! What the API answers when a request cannot be served: a 4xx/5xx status with `{"error": "..."}`.
+//! Messages name what the request sent, never a file of the server or an internal error's text
+//! (those go to stderr).
 
 use axum::http::header::CONNECTION;
 use axum::http::StatusCode;
@@ -46,11 +48,14 @@ impl ApiError {
         .closing_connection()
     }
 
-    /// A failure of the server itself (not of the request); also logged to stderr.
+    /// A failure of the server itself (not of the request): logged to stderr with its detail,
+    /// answered without it (it may name files or carry a panic's text).
     pub fn internal(error: impl std::fmt::Display) -> ApiError {
-        let message = format!("internal error: {error:#}");
-        eprintln!("error: {message}");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+        eprintln!("error: internal error: {error:#}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: the server's log has the details",
+        )
     }
 }
 
@@ -64,5 +69,21 @@ impl IntoResponse for ApiError {
         } else {
             (self.status, body).into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiError;
+    use axum::http::StatusCode;
+
+    #[test]
+    fn an_internal_error_answers_without_its_detail() {
+        let cause = anyhow::anyhow!("task 7 panicked with message \"attempt to divide by zero\"")
+            .context("/home/shop/models/heel/model.json: cannot load");
+        let error = ApiError::internal(cause);
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!error.message.contains('/'), "{}", error.message);
+        assert!(!error.message.contains("panicked"), "{}", error.message);
     }
 }
