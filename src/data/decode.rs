@@ -95,28 +95,33 @@ impl From<image::ImageError> for DecodeError {
 pub fn decode_file(path: &Path, size: usize) -> Result<Vec<u8>, DecodeError> {
     let encoded = std::fs::metadata(path)?.len();
     let open = || Ok(BufReader::new(File::open(path)?));
-    decode_within_budget(open, encoded, size)
+    decode_within_budget(open, ImageFormat::from_path(path).ok(), encoded, size)
 }
 
 /// An image held in memory (an upload) as `size` x `size` RGB bytes, as [`decode_file`] does.
 pub fn decode_bytes(bytes: &[u8], size: usize) -> Result<Vec<u8>, DecodeError> {
-    decode_within_budget(|| Ok(Cursor::new(bytes)), bytes.len() as u64, size)
+    decode_within_budget(|| Ok(Cursor::new(bytes)), None, bytes.len() as u64, size)
 }
 
-/// Decode what `open` reads (`encoded` bytes long): its header is read first, what decoding it
+/// Decode what `open` reads (`encoded` bytes long; `named` is the format its file name says,
+/// which its first bytes override): its header is read first, what decoding it
 /// needs is reserved from [`DECODE_BUDGET`] (waiting while other images hold it), and an image that
 /// would need more than [`IMAGE_MEMORY`] is refused before any pixel is allocated.
 fn decode_within_budget<R: BufRead + Seek>(
     open: impl Fn() -> std::io::Result<R>,
+    named: Option<ImageFormat>,
     encoded: u64,
     size: usize,
 ) -> Result<Vec<u8>, DecodeError> {
     let target = size as u64;
-    let mut reader = ImageReader::new(open()?).with_guessed_format()?;
+    let mut reader = ImageReader::new(open()?);
+    if let Some(format) = named {
+        reader.set_format(format);
+    }
+    let mut reader = reader.with_guessed_format()?;
+    // A header jpeg-decoder cannot read is left to the image crate, which says what is wrong.
     let jpeg = match reader.format() {
-        Some(ImageFormat::Jpeg) => {
-            Some(JpegHeader::read(open()?).map_err(DecodeError::Unreadable)?)
-        }
+        Some(ImageFormat::Jpeg) => JpegHeader::read(open()?).ok(),
         _ => None,
     };
     if let Some(header) = jpeg.as_ref().filter(|h| encoded < h.least_encoded_bytes()) {
