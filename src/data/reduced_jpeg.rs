@@ -109,3 +109,43 @@ pub fn decode_reduced(
     };
     image.ok_or_else(|| format!("JPEG decoded at 1/{k} scale: fewer pixels than {w}x{h}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(width: u64, height: u64) -> JpegHeader {
+        JpegHeader {
+            width,
+            height,
+            components: 3,
+            progressive: false,
+            reducible: true,
+        }
+    }
+
+    #[test]
+    fn only_jpegs_over_the_threshold_are_reduced_and_never_below_four_times_the_target() {
+        assert_eq!(header(4096, 4096).reduction(224), None, "at the threshold");
+        assert_eq!(
+            header(6000, 4000).reduction(224),
+            Some(4),
+            "1500x1000 >= 896"
+        );
+        assert_eq!(header(6000, 4000).reduction(64), Some(8), "750x500 >= 256");
+        assert_eq!(
+            header(6000, 4000).reduction(1024),
+            None,
+            "2000 < 4096 at 1/2"
+        );
+        let cmyk = JpegHeader {
+            reducible: false,
+            ..header(6000, 4000)
+        };
+        assert_eq!(cmyk.reduction(224), None);
+        assert_eq!(
+            header(13_000, 13_000).least_encoded_bytes(),
+            1625 * 1625 / 8
+        );
+    }
+}
