@@ -1,9 +1,15 @@
-//! Decode and resize every image once, in parallel; files that are not images are skipped.
+//! Decode and resize every image once, in parallel within the decoding memory budget; files
+//! that are not images, or too big to decode, are skipped.
 
+use super::budget::{Reservation, DECODE_BUDGET, IMAGE_MEMORY};
+use super::reduced_jpeg::{decode_reduced, JpegHeader};
 use super::Sample;
 use image::imageops::FilterType;
+use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use rayon::prelude::*;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Cursor, Seek};
+use std::path::{Path, PathBuf};
 
 /// Images decoded to RGB bytes, `size` x `size`, HWC, one after another.
 pub struct DecodedImages {
@@ -28,10 +34,10 @@ pub fn decode_all(
     size: usize,
     on_done: &(dyn Fn() + Sync),
 ) -> (DecodedImages, Vec<Skipped>) {
-    let results: Vec<Result<Vec<u8>, String>> = samples
+    let results: Vec<Result<Vec<u8>, DecodeError>> = samples
         .par_iter()
         .map(|sample| {
-            let result = decode_one(sample, size);
+            let result = decode_file(&sample.path, size);
             on_done();
             result
         })
@@ -50,33 +56,139 @@ pub fn decode_all(
             }
             Err(reason) => skipped.push(Skipped {
                 path: sample.path.clone(),
-                reason,
+                reason: reason.to_string(),
             }),
         }
     }
     (decoded, skipped)
 }
 
-fn decode_one(sample: &Sample, size: usize) -> Result<Vec<u8>, String> {
-    decode_file(&sample.path, size)
+/// Why an image could not be used: too big to decode within the memory budget (from its
+/// header, before any pixel was allocated), or not a readable image at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Refused from its header: decoding it would need more than [`IMAGE_MEMORY`] bytes
+    /// (a decompression bomb, or a photo too big for this machine). `serve` can answer 413.
+    #[error("too big to decode: {0}")]
+    TooBig(String),
+    /// Not an image, or a broken one.
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+impl From<std::io::Error> for DecodeError {
+    fn from(e: std::io::Error) -> DecodeError {
+        DecodeError::Unreadable(e.to_string())
+    }
+}
+
+impl From<image::ImageError> for DecodeError {
+    fn from(e: image::ImageError) -> DecodeError {
+        match e {
+            image::ImageError::Limits(limit) => DecodeError::TooBig(limit.to_string()),
+            other => DecodeError::Unreadable(other.to_string()),
+        }
+    }
 }
 
 /// One image file as `size` x `size` RGB bytes (HWC), exactly as training saw its images.
-pub fn decode_file(path: &std::path::Path, size: usize) -> Result<Vec<u8>, String> {
-    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
-    let reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
-    Ok(resized(reader.decode().map_err(|e| e.to_string())?, size))
+pub fn decode_file(path: &Path, size: usize) -> Result<Vec<u8>, DecodeError> {
+    let encoded = std::fs::metadata(path)?.len();
+    let open = || Ok(BufReader::new(File::open(path)?));
+    decode_within_budget(open, ImageFormat::from_path(path).ok(), encoded, size)
 }
 
 /// An image held in memory (an upload) as `size` x `size` RGB bytes, as [`decode_file`] does.
-pub fn decode_bytes(bytes: &[u8], size: usize) -> Result<Vec<u8>, String> {
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes));
-    let reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
-    Ok(resized(reader.decode().map_err(|e| e.to_string())?, size))
+pub fn decode_bytes(bytes: &[u8], size: usize) -> Result<Vec<u8>, DecodeError> {
+    decode_within_budget(|| Ok(Cursor::new(bytes)), None, bytes.len() as u64, size)
 }
 
-fn resized(image: image::DynamicImage, size: usize) -> Vec<u8> {
-    let rgb = image.to_rgb8();
+/// Decode what `open` reads (`encoded` bytes long; `named` is the format its file name says,
+/// which its first bytes override): its header is read first, what decoding it
+/// needs is reserved from [`DECODE_BUDGET`] (waiting while other images hold it), and an image that
+/// would need more than [`IMAGE_MEMORY`] is refused before any pixel is allocated.
+fn decode_within_budget<R: BufRead + Seek>(
+    open: impl Fn() -> std::io::Result<R>,
+    named: Option<ImageFormat>,
+    encoded: u64,
+    size: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    let target = size as u64;
+    let mut reader = ImageReader::new(open()?);
+    if let Some(format) = named {
+        reader.set_format(format);
+    }
+    let mut reader = reader.with_guessed_format()?;
+    // A header jpeg-decoder cannot read is left to the image crate, which says what is wrong.
+    let jpeg = match reader.format() {
+        Some(ImageFormat::Jpeg) => JpegHeader::read(open()?).ok(),
+        _ => None,
+    };
+    if let Some(header) = jpeg.as_ref().filter(|h| encoded < h.least_encoded_bytes()) {
+        return Err(DecodeError::Unreadable(format!(
+            "its header claims {}x{} pixels but the file holds only {encoded} bytes, fewer \
+             than any JPEG that size (at least {})",
+            header.width,
+            header.height,
+            header.least_encoded_bytes()
+        )));
+    }
+    if let Some((header, k)) = jpeg.as_ref().and_then(|h| Some((h, h.reduction(target)?))) {
+        let (w, h) = header.reduced_sides(k);
+        // The decoder's planes and its output, at the reduced size.
+        let decoded = 2 * w * h * header.components + header.coefficient_bytes();
+        let rgb = if header.components == 3 { 0 } else { w * h * 3 };
+        let needed = decoded + rgb + resize_bytes(w, target);
+        let _reserved = reserve(needed, header.width, header.height)?;
+        let image = decode_reduced(open()?, header, k).map_err(DecodeError::Unreadable)?;
+        return Ok(resized(image, size));
+    }
+    reader.limits(limits());
+    let decoder = reader.into_decoder()?;
+    let (width, height) = decoder.dimensions();
+    let (w, h) = (u64::from(width), u64::from(height));
+    let rgb = if decoder.color_type() == ColorType::Rgb8 {
+        0
+    } else {
+        w * h * 3
+    };
+    // The JPEG decoder holds the whole file, and a progressive one its coefficients.
+    let jpeg_extra = jpeg.map_or(0, |h| encoded + h.coefficient_bytes());
+    let needed = decoder.total_bytes() + rgb + resize_bytes(w, target) + jpeg_extra;
+    let _reserved = reserve(needed, w, h)?;
+    Ok(resized(DynamicImage::from_decoder(decoder)?, size))
+}
+
+/// What the image crate's decoders may allocate: no side over 65,535 pixels, no buffer over
+/// [`IMAGE_MEMORY`] (checked by each decoder against its header).
+fn limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(u32::from(u16::MAX));
+    limits.max_image_height = Some(u32::from(u16::MAX));
+    limits.max_alloc = Some(IMAGE_MEMORY);
+    limits
+}
+
+/// The resize's intermediate: one RGBA f32 row of the source width per output row, and the
+/// output itself.
+fn resize_bytes(source_width: u64, size: u64) -> u64 {
+    source_width * size * 16 + size * size * 3
+}
+
+/// `needed` bytes of the decoding budget for a `width` x `height` image, or why not.
+fn reserve(needed: u64, width: u64, height: u64) -> Result<Reservation<'static>, DecodeError> {
+    if needed > IMAGE_MEMORY {
+        return Err(DecodeError::TooBig(format!(
+            "{width}x{height} pixels would need {} MiB, over the {} MiB one image may use",
+            needed >> 20,
+            IMAGE_MEMORY >> 20
+        )));
+    }
+    Ok(DECODE_BUDGET.reserve(needed))
+}
+
+fn resized(image: DynamicImage, size: usize) -> Vec<u8> {
+    let rgb = image.into_rgb8();
     let side = size as u32;
     image::imageops::resize(&rgb, side, side, FilterType::Triangle).into_raw()
 }

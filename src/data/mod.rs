@@ -1,7 +1,9 @@
 //! Where the images come from: class folders, the train/validation split, decoding (no candle).
 
+pub mod budget;
 pub mod decode;
 pub mod manifest;
+pub mod reduced_jpeg;
 pub mod source;
 pub mod split;
 

@@ -43,6 +43,7 @@ impl ImageSource<'_> {
             ImageSource::File(path) => decode_file(path, size),
             ImageSource::Bytes(bytes) => decode_bytes(bytes, size),
         }
+        .map_err(|e| e.to_string())
     }
 }
 
