@@ -4,15 +4,20 @@
 
 mod common;
 
-use common::{gridsearch, ok, repo, run_and_export, shipped_photos};
+use common::{gridsearch, ok, repo, run_and_export, shipped_photos, Server};
 use gridsearch::data::decode::{decode_bytes, DecodeError};
 use image::imageops::FilterType;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The documented bound on `predict`'s peak RSS over bombs and photos: the 512 MiB decode
 /// budget plus the model and runtime, under 1 GB (main peaked at 3.2 GB on such a folder).
 const PREDICT_PEAK_RSS: u64 = 1_000_000_000;
+
+/// The documented bound on `serve`'s peak RSS under 8 bomb uploads at once (main, with 4 at
+/// once: 4.4 GB).
+const SERVE_PEAK_RSS: u64 = 1_000_000_000;
 
 /// 35 bytes: an 11,500 px square screen holding one 1 x 1 frame; the decoder's canvas is the
 /// whole screen (main: 0.98 GB).
@@ -239,4 +244,70 @@ fn predict_and_index_skip_each_bomb_in_one_line_and_stay_within_the_memory_bound
         peak / 1_000_000
     );
     assert!(index.is_file());
+}
+
+/// POST `body` to `/api/predict` of the server at `url` on a connection of its own; the
+/// answer's status code and body.
+fn upload(url: &str, body: &[u8]) -> (u16, String) {
+    let address = url.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let head = format!(
+        "POST /api/predict HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok());
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status.unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn serve_answers_eight_bomb_uploads_at_once_within_the_memory_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs/gs.db");
+    let models = run_and_export(dir.path(), &db, "one", (6, 3), "learning_rate = [0.003]");
+    let bombs: Vec<Vec<u8>> = bombs(dir.path())
+        .iter()
+        .map(|b| std::fs::read(b).unwrap())
+        .collect();
+    let args: Vec<String> = ["--models", models.to_str().unwrap()]
+        .map(String::from)
+        .to_vec();
+    let server = Server::start(dir.path(), dir.path(), &dir.path().join("serve.err"), &args);
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let uploads: Vec<_> = (0..8)
+            .map(|i| {
+                let (url, bomb) = (&server.url, &bombs[i % bombs.len()]);
+                scope.spawn(move || upload(url, bomb))
+            })
+            .collect();
+        uploads.into_iter().map(|u| u.join().unwrap()).collect()
+    });
+    for (i, (status, body)) in answers.iter().enumerate() {
+        // The GIF and PNG are refused as too big (413); the forged JPEG as unreadable (415).
+        let expected = if i % bombs.len() == 1 { 415 } else { 413 };
+        assert_eq!(*status, expected, "upload {i}: {body}");
+        assert!(
+            body.contains("not a readable image ("),
+            "upload {i}: {body}"
+        );
+    }
+    let peak = server.peak_rss();
+    eprintln!(
+        "serve peak RSS under 8 bomb uploads: {} MB",
+        peak / 1_000_000
+    );
+    assert!(
+        peak < SERVE_PEAK_RSS,
+        "serve peaked at {} MB",
+        peak / 1_000_000
+    );
+    let photo = std::fs::read(&shipped_photos("shoe")[0]).unwrap();
+    let (status, body) = upload(&server.url, &photo);
+    assert_eq!(status, 200, "a real photo after the bombs: {body}");
+    assert!(server.stop().success());
 }

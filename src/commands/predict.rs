@@ -2,6 +2,7 @@
 
 use super::Exit;
 use crate::cli::PredictArgs;
+use crate::data::decode::DecodeError;
 use crate::inference::model_set::ImageSource;
 use crate::inference::{ModelSet, Prediction};
 use comfy_table::Table;
@@ -13,7 +14,7 @@ struct ImageResult<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     predictions: Option<&'a [Prediction]>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
+    error: Option<String>,
 }
 
 pub fn run(args: &PredictArgs) -> anyhow::Result<Exit> {
@@ -36,7 +37,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<Exit> {
             .map(|(path, result)| ImageResult {
                 image: path.display().to_string(),
                 predictions: result.as_deref().ok(),
-                error: result.as_ref().err().map(String::as_str),
+                error: result.as_ref().err().map(ToString::to_string),
             })
             .collect();
         crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
@@ -47,7 +48,10 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<Exit> {
 }
 
 /// One row per image; one column per attribute with its most probable label.
-fn table(images: &[std::path::PathBuf], results: &[Result<Vec<Prediction>, String>]) -> String {
+fn table(
+    images: &[std::path::PathBuf],
+    results: &[Result<Vec<Prediction>, DecodeError>],
+) -> String {
     let mut table = Table::new();
     table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
     let attributes: Vec<String> = results

@@ -3,7 +3,7 @@
 
 use super::exported::ExportedModel;
 use super::saved::{model_folders, SavedModel};
-use crate::data::decode::{decode_bytes, decode_file};
+use crate::data::decode::{decode_bytes, decode_file, DecodeError};
 use crate::model::frozen::forward_pixels;
 use crate::model::{load_backbone, Backbone, Device, Recorded};
 use rayon::prelude::*;
@@ -38,17 +38,16 @@ pub enum ImageSource<'a> {
 
 impl ImageSource<'_> {
     /// `size` x `size` RGB bytes, or why the image cannot be read.
-    pub fn decode(&self, size: usize) -> Result<Vec<u8>, String> {
+    pub fn decode(&self, size: usize) -> Result<Vec<u8>, DecodeError> {
         match self {
             ImageSource::File(path) => decode_file(path, size),
             ImageSource::Bytes(bytes) => decode_bytes(bytes, size),
         }
-        .map_err(|e| e.to_string())
     }
 }
 
 /// Per image of a batch: its row in the outputs, or why it could not be read.
-pub type ImageRows = Vec<Result<usize, String>>;
+pub type ImageRows = Vec<Result<usize, DecodeError>>;
 
 /// One frozen backbone at one image size, with the blocks its models start from.
 pub struct BackbonePass {
@@ -65,7 +64,7 @@ impl BackbonePass {
         images: &[ImageSource],
         device: &Device,
     ) -> anyhow::Result<(ImageRows, Vec<Recorded>)> {
-        let decoded: Vec<Result<Vec<u8>, String>> = images
+        let decoded: Vec<Result<Vec<u8>, DecodeError>> = images
             .par_iter()
             .map(|i| i.decode(self.image_size))
             .collect();
@@ -173,8 +172,8 @@ impl ModelSet {
         &self,
         images: &[ImageSource],
         device: &Device,
-    ) -> anyhow::Result<Vec<Result<Vec<Prediction>, String>>> {
-        let mut results: Vec<Result<Vec<Prediction>, String>> =
+    ) -> anyhow::Result<Vec<Result<Vec<Prediction>, DecodeError>>> {
+        let mut results: Vec<Result<Vec<Prediction>, DecodeError>> =
             images.iter().map(|_| Ok(Vec::new())).collect();
         for group in &self.groups {
             let (rows, outputs) = group.pass.run(images, device)?;

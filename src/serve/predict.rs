@@ -4,6 +4,7 @@
 use super::error::ApiError;
 use super::upload;
 use super::{blocking, AppState};
+use crate::data::decode::DecodeError;
 use crate::inference::model_set::ImageSource;
 use crate::inference::Prediction;
 use axum::body::Body;
@@ -52,10 +53,11 @@ fn answer(state: &AppState, bytes: &[u8]) -> Result<Answer, ApiError> {
         .map_err(ApiError::internal)?
         .remove(0)
         .map_err(|reason| {
-            ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("not a readable image ({reason})"),
-            )
+            let status = match reason {
+                DecodeError::TooBig(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                DecodeError::Unreadable(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            };
+            ApiError::new(status, format!("not a readable image ({reason})"))
         })?;
     let Some(catalogue) = &state.catalogue else {
         return Ok(Answer {

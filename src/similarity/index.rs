@@ -113,7 +113,7 @@ impl CatalogueIndex {
             for (entry, row) in chunk.iter().zip(rows) {
                 match row {
                     Ok(_) => entries.push(entry.clone()),
-                    Err(reason) => stats.skipped.push((entry.path.clone(), reason)),
+                    Err(reason) => stats.skipped.push((entry.path.clone(), reason.to_string())),
                 }
             }
             parts.extend(embeddings);
@@ -213,7 +213,7 @@ impl CatalogueIndex {
             .embed(&[image], device)
             .map_err(|e| format!("{e:#}"))?;
         if let Err(reason) = &rows[0] {
-            return Err(reason.clone());
+            return Err(reason.to_string());
         }
         let embedding = embeddings
             .expect("one image decoded")

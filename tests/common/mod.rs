@@ -293,6 +293,14 @@ impl Server {
         server
     }
 
+    /// The server's peak resident set size so far, in bytes (`VmHWM` of /proc).
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+
     /// SIGTERM, then the exit status (within ten seconds).
     pub fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
