@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{gridsearch, ok, repo, run_and_export, shipped_photos, Server};
+use common::{
+    grid_text, gridsearch, ok, repo, run_and_export, shipped_photos, trial_rows, write, Server,
+};
 use gridsearch::data::decode::{decode_bytes, DecodeError};
 use image::imageops::FilterType;
 use std::io::{Read, Write};
@@ -18,6 +20,9 @@ const PREDICT_PEAK_RSS: u64 = 1_000_000_000;
 /// The documented bound on `serve`'s peak RSS under 8 bomb uploads at once (main, with 4 at
 /// once: 4.4 GB).
 const SERVE_PEAK_RSS: u64 = 1_000_000_000;
+
+/// The documented bound on `run`'s peak RSS over class folders holding bombs beside photos.
+const RUN_PEAK_RSS: u64 = 1_000_000_000;
 
 /// 35 bytes: an 11,500 px square screen holding one 1 x 1 frame; the decoder's canvas is the
 /// whole screen (main: 0.98 GB).
@@ -310,4 +315,36 @@ fn serve_answers_eight_bomb_uploads_at_once_within_the_memory_bound() {
     let (status, body) = upload(&server.url, &photo);
     assert_eq!(status, 200, "a real photo after the bombs: {body}");
     assert!(server.stop().success());
+}
+
+#[test]
+fn run_skips_each_bomb_in_one_line_trains_on_the_photos_and_stays_within_the_memory_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    // 15 files per class, all of them used (10 to train, 5 to validate): boot's 3 are bombs.
+    for (department, count) in [("boot", 12), ("shoe", 15)] {
+        let folder = photos.join(department);
+        std::fs::create_dir_all(&folder).unwrap();
+        for photo in shipped_photos(department).into_iter().take(count) {
+            std::fs::copy(&photo, folder.join(photo.file_name().unwrap())).unwrap();
+        }
+    }
+    let bombs = bombs(&photos.join("boot"));
+    let text = grid_text("bombs", (10, 5), "learning_rate = [1e-3]").replace(
+        &repo().join("data/footwear").display().to_string(),
+        &photos.display().to_string(),
+    );
+    let grid = write(&dir.path().join("bombs.toml"), &text);
+    let db = dir.path().join("gs.db");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridsearch"));
+    cmd.arg("--db").arg(&db).arg("run").arg(&grid);
+    let (code, stderr, peak) = run_measured(cmd);
+    eprintln!("run peak RSS: {} MB", peak / 1_000_000);
+    assert_eq!(code, Some(0), "{stderr}");
+    for bomb in &bombs {
+        let name = bomb.file_name().unwrap().to_str().unwrap();
+        assert_eq!(stderr.matches(name).count(), 1, "{name} once: {stderr}");
+    }
+    assert!(peak < RUN_PEAK_RSS, "run peaked at {} MB", peak / 1_000_000);
+    assert_eq!(trial_rows(&db)[0].1, "complete");
 }
