@@ -5,11 +5,11 @@ use crate::cli::ExportArgs;
 use crate::error::InputError;
 use crate::inference::card::TrialSummary;
 use crate::inference::checkpoints::{file_of, study_dir};
+use crate::inference::tensor_file;
 use crate::inference::SavedModel;
 use crate::ranking::best_first;
 use crate::store::Store;
 use crate::trial::StudyRecord;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -106,13 +106,11 @@ fn best_checkpoint(
 }
 
 fn sha256_of(path: &Path) -> anyhow::Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| {
+    let digest = tensor_file::sha256_of(path).map_err(|e| {
         InputError::new(format!(
             "{}: the backbone weights are gone ({e})",
             path.display()
         ))
     })?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(format!("{:x}", hasher.finalize()))
+    Ok(digest)
 }
