@@ -1,15 +1,17 @@
-//! `gridsearch export [STUDY...] --out DIR`: each study's best kept checkpoint as a model folder.
+//! `gridsearch export [STUDY...] --out DIR`: each study's best kept checkpoint as a model folder,
+//! `DIR/<study>` with the study's name made path-safe (never outside DIR).
 
 use super::Exit;
 use crate::cli::ExportArgs;
 use crate::error::InputError;
 use crate::inference::card::TrialSummary;
 use crate::inference::checkpoints::{file_of, study_dir};
+use crate::inference::saved::path_safe_name;
+use crate::inference::tensor_file;
 use crate::inference::SavedModel;
 use crate::ranking::best_first;
 use crate::store::Store;
 use crate::trial::StudyRecord;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,7 @@ pub fn run(args: &ExportArgs, db: &Path) -> anyhow::Result<Exit> {
     let device = crate::model::default_device()?;
     let mut digests: HashMap<PathBuf, String> = HashMap::new();
     let mut exported = 0;
+    let mut folders: HashMap<PathBuf, &str> = HashMap::new();
     for study in &studies {
         let Some((trial, file)) = best_checkpoint(&store, db, study)? else {
             let message = format!(
@@ -45,7 +48,17 @@ pub fn run(args: &ExportArgs, db: &Path) -> anyhow::Result<Exit> {
         };
         saved.card.backbone_sha256 = Some(digest);
         saved.card.trial = trial;
-        let folder = args.out.join(&study.name);
+        let folder = args.out.join(path_safe_name(&study.name));
+        if let Some(other) = folders.insert(folder.clone(), &study.name) {
+            return Err(InputError::new(format!(
+                "{}: studies `{other}` and `{}` would both export to {}: export them one at a \
+                 time, each with its own --out",
+                db.display(),
+                study.name,
+                folder.display()
+            ))
+            .into());
+        }
         saved.write_folder(&folder, &backbone)?;
         let outcome = &saved.card.trial.outcome;
         crate::outln!(
@@ -106,13 +119,11 @@ fn best_checkpoint(
 }
 
 fn sha256_of(path: &Path) -> anyhow::Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| {
+    let digest = tensor_file::sha256_of(path).map_err(|e| {
         InputError::new(format!(
             "{}: the backbone weights are gone ({e})",
             path.display()
         ))
     })?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(format!("{:x}", hasher.finalize()))
+    Ok(digest)
 }

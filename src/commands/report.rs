@@ -3,6 +3,7 @@
 use super::Exit;
 use crate::cli::ReportArgs;
 use crate::error::InputError;
+use crate::inference::saved::path_safe_name;
 use crate::report::{build_with_epochs, html, render, Format};
 use crate::store::Store;
 use crate::trial::StudyRecord;
@@ -18,9 +19,7 @@ pub fn run(args: &ReportArgs, db: &Path) -> anyhow::Result<Exit> {
     let report = build_with_epochs(&study, &trials, &epochs, args.top);
     match &args.html {
         Some(path) => {
-            let path = path
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("reports").join(format!("{}.html", study.name)));
+            let path = path.clone().unwrap_or_else(|| default_page(&study));
             write_page(&path, &html::page(&report))?;
             crate::outln!("wrote {}", path.display());
         }
@@ -40,6 +39,11 @@ pub fn find_study(store: &Store, db: &Path, name: Option<&str>) -> anyhow::Resul
             .ok_or_else(|| InputError::new(format!("{}: no studies yet", db.display())))?,
     };
     Ok(study)
+}
+
+/// `reports/<study>.html`, the study's name made path-safe (never outside `reports/`).
+fn default_page(study: &StudyRecord) -> PathBuf {
+    PathBuf::from("reports").join(format!("{}.html", path_safe_name(&study.name)))
 }
 
 fn write_page(path: &Path, text: &str) -> anyhow::Result<()> {

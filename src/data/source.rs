@@ -51,7 +51,11 @@ pub fn class_folders(root: &Path) -> Result<Vec<ClassFolder>, InputError> {
     Ok(classes)
 }
 
-/// Image files directly inside `dir`, sorted by name.
+/// Image files directly inside `dir`, sorted by name. Regular files only: a FIFO, socket or
+/// device named `*.jpg` is never taken (so never opened). Class folders are one level deep, so
+/// links cannot make the listing loop; a link to a regular file or to a class folder is
+/// followed (folders of links are a common way to split a data set), unlike the catalogue
+/// walk of `index`, whose photos `serve` shows and which follows no links.
 fn image_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
     let entries = fs::read_dir(dir).map_err(|e| {
         InputError::new(format!("{}: cannot read class folder: {e}", dir.display()))
@@ -64,13 +68,15 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
     Ok(files)
 }
 
-fn has_image_extension(path: &Path) -> bool {
+/// Whether a file name reads as an image (by its extension, case-insensitively).
+pub fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-fn is_hidden(path: &Path) -> bool {
+/// Whether a file or folder name starts with a dot (never listed).
+pub fn is_hidden(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with('.'))
@@ -145,6 +151,23 @@ mod tests {
         assert!(
             err.contains("nope") && err.contains("cannot read data folder"),
             "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn takes_regular_files_and_links_to_them_but_never_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("a/1.jpg"));
+        touch(&dir.path().join("b/1.jpg"));
+        std::os::unix::fs::symlink(dir.path().join("a/1.jpg"), dir.path().join("b/2.jpg")).unwrap();
+        let fifo = dir.path().join("b/pipe.jpg");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let classes = class_folders(dir.path()).unwrap();
+        assert_eq!(
+            classes[1].files,
+            vec![dir.path().join("b/1.jpg"), dir.path().join("b/2.jpg")]
         );
     }
 }

@@ -1,6 +1,6 @@
 //! A model card: what a trained model needs to run and where it came from, as JSON.
 
-use crate::catalogue::BackboneInfo;
+use crate::catalogue::{lookup, BackboneInfo};
 use crate::trial::{ParamValue, TrainSettings, TrialOutcome, TrialRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 /// The card format this build writes and reads.
 pub const FORMAT: &str = "gridsearch-model/1";
+
+/// The largest image side a card may ask for: the bound grid files accept for `image_size`.
+pub const MAX_IMAGE_SIZE: usize = 1024;
 
 /// Everything about one trained model except its tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,5 +73,53 @@ impl ModelCard {
             decode: crate::data::decode::DECODING.to_string(),
             normalisation: info.normalisation.to_string(),
         }
+    }
+
+    /// What the card promises, checked before anything is built from it: this build's format,
+    /// a known backbone, an image size that backbone accepts (its smallest to
+    /// [`MAX_IMAGE_SIZE`]), two or more distinct labels, an unfreeze depth within its blocks
+    /// and a well-formed SHA-256. Returns the backbone's entry, or what is wrong.
+    pub fn check(&self) -> Result<&'static BackboneInfo, String> {
+        if self.format != FORMAT {
+            return Err(format!(
+                "model format `{}`, this build reads `{FORMAT}`",
+                self.format
+            ));
+        }
+        let info = lookup(&self.backbone)
+            .ok_or_else(|| format!("unknown backbone `{}`", self.backbone))?;
+        let sizes = info.min_image_size..=MAX_IMAGE_SIZE;
+        if !sizes.contains(&self.image_size) {
+            return Err(format!(
+                "image_size {} is out of range ({} to {MAX_IMAGE_SIZE} for {})",
+                self.image_size,
+                info.min_image_size,
+                info.name()
+            ));
+        }
+        let distinct: std::collections::BTreeSet<&String> = self.labels.iter().collect();
+        if self.labels.len() < 2 || distinct.len() != self.labels.len() {
+            return Err(format!(
+                "labels {:?}: a model needs two or more distinct labels",
+                self.labels
+            ));
+        }
+        if self.unfreeze_depth > info.blocks {
+            return Err(format!(
+                "unfreeze_depth {} but {} has {} blocks",
+                self.unfreeze_depth,
+                info.name(),
+                info.blocks
+            ));
+        }
+        if let Some(sha) = &self.backbone_sha256 {
+            let hex = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex {
+                return Err(format!(
+                    "backbone_sha256 `{sha}` is not a SHA-256 (64 hex digits)"
+                ));
+            }
+        }
+        Ok(info)
     }
 }

@@ -2,7 +2,7 @@
 //! serves all the models that share it, as in training.
 
 use super::exported::ExportedModel;
-use super::saved::{model_folders, SavedModel};
+use super::saved::{model_folders, SavedModel, WEIGHTS_FILE};
 use crate::data::decode::{decode_bytes, decode_file, DecodeError};
 use crate::model::frozen::forward_pixels;
 use crate::model::{load_backbone, Backbone, Device, Recorded};
@@ -134,7 +134,8 @@ impl ModelSet {
                     b
                 }
             };
-            let source = file.parent().unwrap_or(file).display().to_string();
+            let folder = file.parent().unwrap_or(file);
+            let source = folder.join(WEIGHTS_FILE).display().to_string();
             let image_size = card.image_size;
             let exported =
                 ExportedModel::new(model.card, &model.tensors, backbone.as_ref(), &source)?;

@@ -3,6 +3,7 @@
 use super::card::ModelCard;
 use super::tensor_file;
 use crate::error::InputError;
+use crate::model::{Classifier, Head, HeadConfig};
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,7 @@ impl SavedModel {
             ))
         })?;
         let card = parse_card(card_json, path)?;
+        check_head_shapes(&card, &tensors, path)?;
         let validation = match (metadata.get(VALIDATION_KEY), tensors.remove(PROBABILITIES)) {
             (Some(index), Some(probabilities)) => {
                 let index: ValidationIndex = serde_json::from_str(index)?;
@@ -88,22 +90,22 @@ impl SavedModel {
     }
 
     /// A self-describing folder: `model.json` (the card), `weights.safetensors` (the trained
-    /// tensors), `backbone.safetensors` (the frozen weights: a hard link to `backbone` when the
-    /// file system allows, else a copy) and `validation.csv` (the model's validation pass).
+    /// tensors), `backbone.safetensors` (a copy of the frozen weights `backbone`) and
+    /// `validation.csv` (the model's validation pass).
     pub fn write_folder(&self, dir: &Path, backbone: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
         let target = dir.join(BACKBONE_FILE);
         if !same_file(backbone, &target) {
+            // A copy, never a hard link: writing to the exported file must not change the
+            // original weights (a link is the same file).
             let _ = std::fs::remove_file(&target);
-            if std::fs::hard_link(backbone, &target).is_err() {
-                std::fs::copy(backbone, &target).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{}: cannot copy to {} ({e})",
-                        backbone.display(),
-                        target.display()
-                    )
-                })?;
-            }
+            std::fs::copy(backbone, &target).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: cannot copy to {} ({e})",
+                    backbone.display(),
+                    target.display()
+                )
+            })?;
         }
         let mut card = self.card.clone();
         card.backbone_weights = PathBuf::from(BACKBONE_FILE);
@@ -124,7 +126,9 @@ impl SavedModel {
     }
 
     /// A folder written by [`SavedModel::write_folder`]; the card's backbone path is resolved
-    /// against the folder. The validation pass is not read back.
+    /// against the folder. Checked when read: the card (see [`ModelCard::check`]), the
+    /// backbone file against the card's SHA-256, and the head tensors' shapes against the card.
+    /// The validation pass is not read back.
     pub fn read_folder(dir: &Path, device: &Device) -> anyhow::Result<SavedModel> {
         let card_path = dir.join(CARD_FILE);
         let text = std::fs::read_to_string(&card_path).map_err(|e| {
@@ -135,7 +139,10 @@ impl SavedModel {
         })?;
         let mut card = parse_card(&text, &card_path)?;
         card.backbone_weights = dir.join(&card.backbone_weights);
-        let (tensors, _) = tensor_file::read(&dir.join(WEIGHTS_FILE), device)?;
+        check_backbone_digest(&card, &card_path)?;
+        let weights = dir.join(WEIGHTS_FILE);
+        let (tensors, _) = tensor_file::read(&weights, device)?;
+        check_head_shapes(&card, &tensors, &weights)?;
         Ok(SavedModel {
             card,
             tensors,
@@ -144,19 +151,86 @@ impl SavedModel {
     }
 }
 
+/// The card in `json` (read from `path`), checked (see [`ModelCard::check`]).
 fn parse_card(json: &str, path: &Path) -> anyhow::Result<ModelCard> {
     let card: ModelCard = serde_json::from_str(json)
         .map_err(|e| InputError::new(format!("{}: not a model card ({e})", path.display())))?;
-    if card.format != super::card::FORMAT {
+    card.check()
+        .map_err(|why| InputError::new(format!("{}: {why}", path.display())))?;
+    Ok(card)
+}
+
+/// Refuse head tensors in `path` that are missing or not the shape the card's head needs:
+/// [features, hidden] and [hidden] then [hidden, labels] and [labels] (or [features, labels]
+/// and [labels] without a hidden layer), so a bad file fails when loaded, not at predict time.
+fn check_head_shapes(
+    card: &ModelCard,
+    tensors: &HashMap<String, Tensor>,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let info = card
+        .check()
+        .map_err(|why| InputError::new(format!("{}: {why}", path.display())))?;
+    let config = HeadConfig {
+        feature_dim: info.feature_dim,
+        hidden: card.head_hidden,
+        classes: card.labels.len(),
+        dropout: 0.0,
+    };
+    let mut rng = rand::SeedableRng::seed_from_u64(0);
+    let expected = Classifier {
+        head: Head::new(config, &mut rng, &Device::Cpu)?,
+        tail: None,
+    };
+    for (name, needed) in expected.tensors() {
+        let found = tensors.get(&name).ok_or_else(|| {
+            InputError::new(format!(
+                "{}: tensor `{name}` is missing (the card's head has {} hidden units and {} labels)",
+                path.display(),
+                card.head_hidden,
+                card.labels.len()
+            ))
+        })?;
+        if found.dims() != needed.dims() {
+            return Err(InputError::new(format!(
+                "{}: tensor `{name}` has shape {:?}, the card's head needs {:?} ({} features, \
+                 {} hidden units, {} labels)",
+                path.display(),
+                found.dims(),
+                needed.dims(),
+                info.feature_dim,
+                card.head_hidden,
+                card.labels.len()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Refuse a backbone file whose SHA-256 is not the one the card (at `card_path`) recorded at
+/// export, so a model never runs on weights other than those it was trained on.
+fn check_backbone_digest(card: &ModelCard, card_path: &Path) -> anyhow::Result<()> {
+    let Some(expected) = &card.backbone_sha256 else {
+        return Ok(());
+    };
+    let file = &card.backbone_weights;
+    let actual = tensor_file::sha256_of(file).map_err(|e| {
+        InputError::new(format!(
+            "{}: cannot read the backbone weights ({e})",
+            file.display()
+        ))
+    })?;
+    if !actual.eq_ignore_ascii_case(expected) {
         return Err(InputError::new(format!(
-            "{}: model format `{}`, this build reads `{}`",
-            path.display(),
-            card.format,
-            super::card::FORMAT
+            "{}: SHA-256 {actual} differs from the {expected} that {} records: the backbone \
+             file changed since export",
+            file.display(),
+            card_path.display()
         ))
         .into());
     }
-    Ok(card)
+    Ok(())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -187,6 +261,32 @@ fn write_validation_csv(path: &Path, labels: &[String], v: &Validation) -> anyho
     Ok(())
 }
 
+/// The most characters a name keeps as a file name (well under any file system's limit).
+const MAX_NAME_CHARS: usize = 100;
+
+/// A name read from a database (a study's) as one safe path component: every character but
+/// ASCII letters, digits, `-`, `_` and `.` becomes `_`, a leading `.` gets a `_` before it
+/// (so never `.`, `..` or hidden), an empty name becomes `_`, and it keeps at most 100
+/// characters. `../../x` becomes `_.._.._x`, `/etc` becomes `_etc`: joined to a folder, it
+/// always names an entry directly inside it. `export` and `report --html` use it.
+pub fn path_safe_name(name: &str) -> String {
+    let mut safe: String = name
+        .chars()
+        .take(MAX_NAME_CHARS)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe.is_empty() || safe.starts_with('.') {
+        safe.insert(0, '_');
+    }
+    safe
+}
+
 /// The model folders under `dir`: `dir` itself when it holds a card, else its subfolders that do.
 pub fn model_folders(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if dir.join(CARD_FILE).is_file() {
@@ -212,4 +312,28 @@ pub fn model_folders(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .into());
     }
     Ok(folders)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_safe_name_is_one_entry_inside_its_folder() {
+        for (name, safe) in [
+            ("heel", "heel"),
+            ("heel height", "heel_height"),
+            ("../../x", "_.._.._x"),
+            ("/etc/passwd", "_etc_passwd"),
+            ("..", "_.."),
+            (".", "_."),
+            ("", "_"),
+            ("a\\b\0c", "a_b_c"),
+        ] {
+            assert_eq!(path_safe_name(name), safe, "{name:?}");
+            let joined = Path::new("out").join(path_safe_name(name));
+            assert_eq!(joined.parent(), Some(Path::new("out")), "{name:?}");
+        }
+        assert_eq!(path_safe_name(&"é".repeat(300)).len(), MAX_NAME_CHARS);
+    }
 }

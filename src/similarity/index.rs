@@ -2,6 +2,7 @@
 //! only, searched by cosine similarity.
 
 use super::embedder::{Embedder, EmbeddingSource};
+use crate::data::source::{has_image_extension, is_hidden};
 use crate::error::InputError;
 use crate::inference::model_set::ImageSource;
 use crate::inference::tensor_file;
@@ -16,7 +17,6 @@ const EMBEDDINGS: &str = "embeddings";
 const FORMAT: &str = "gridsearch-index/1";
 /// Images embedded per step (bounds memory on big catalogues).
 const CHUNK: usize = 512;
-const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
 
 /// One catalogue photo: its path under the root and what identifies its content.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,7 +81,10 @@ impl CatalogueIndex {
                 root.display()
             ))
         })?;
-        let files = list_images(&root)?;
+        let Listing {
+            images: files,
+            skipped,
+        } = list_images(&root)?;
         if files.is_empty() {
             return Err(
                 InputError::new(format!("{}: no images in the catalogue", root.display())).into(),
@@ -94,7 +97,10 @@ impl CatalogueIndex {
             }
             _ => (HashMap::new(), None),
         };
-        let mut stats = UpdateStats::default();
+        let mut stats = UpdateStats {
+            skipped,
+            ..UpdateStats::default()
+        };
         let mut entries = Vec::with_capacity(files.len());
         let mut parts = Vec::new();
         let (kept, fresh): (Vec<Entry>, Vec<Entry>) =
@@ -112,7 +118,10 @@ impl CatalogueIndex {
             let (rows, embeddings) = embedder.embed(&sources, device)?;
             for (entry, row) in chunk.iter().zip(rows) {
                 match row {
-                    Ok(_) => entries.push(entry.clone()),
+                    Ok(_) => {
+                        entries.push(entry.clone());
+                        stats.embedded += 1;
+                    }
                     Err(reason) => stats.skipped.push((entry.path.clone(), reason.to_string())),
                 }
             }
@@ -120,7 +129,6 @@ impl CatalogueIndex {
             done += chunk.len();
             on_progress(done, fresh.len());
         }
-        stats.embedded = fresh.len() - stats.skipped.len();
         if entries.is_empty() {
             return Err(InputError::new(format!(
                 "{}: none of the catalogue's files is a readable image",
@@ -302,45 +310,69 @@ fn top_k(scores: &[f32], k: usize, exclude: Option<usize>) -> Vec<(usize, f32)> 
     order.into_iter().map(|i| (i, scores[i])).collect()
 }
 
-/// Every image file under `root` (hidden files and folders skipped), sorted by path.
-fn list_images(root: &Path) -> anyhow::Result<Vec<Entry>> {
-    let mut entries = Vec::new();
+/// What the catalogue walk found: the image files, sorted by path, and the entries it left
+/// alone, with why (both relative to the root).
+#[derive(Default)]
+struct Listing {
+    images: Vec<Entry>,
+    skipped: Vec<(PathBuf, String)>,
+}
+
+/// Every image file under `root` (hidden files and folders skipped). The walk never leaves
+/// `root` and reads each folder once: symbolic links are not followed, to a folder or to a
+/// file (a link leads outside the root, or to a file the walk visits anyway), and only
+/// regular files are taken (a FIFO or device named `*.jpg` is never opened). Links to
+/// folders and image-named entries that are not taken are listed as skipped.
+fn list_images(root: &Path) -> anyhow::Result<Listing> {
+    let mut listing = Listing::default();
     let mut folders = vec![root.to_path_buf()];
     while let Some(folder) = folders.pop() {
-        let listing = std::fs::read_dir(&folder)
-            .map_err(|e| InputError::new(format!("{}: cannot read ({e})", folder.display())))?;
-        for item in listing {
-            let path = item?.path();
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            if name.starts_with('.') {
+        let cannot_read =
+            |e: std::io::Error| InputError::new(format!("{}: cannot read ({e})", folder.display()));
+        for item in std::fs::read_dir(&folder).map_err(cannot_read)? {
+            let item = item.map_err(cannot_read)?;
+            let path = item.path();
+            if is_hidden(&path) {
                 continue;
             }
-            if path.is_dir() {
+            // The entry itself, not what a link points to.
+            let kind = item.file_type().map_err(cannot_read)?;
+            if kind.is_dir() {
                 folders.push(path);
                 continue;
             }
-            let extension = path
-                .extension()
-                .map(|e| e.to_string_lossy().to_lowercase())
-                .unwrap_or_default();
-            if !IMAGE_EXTENSIONS.contains(&extension.as_str()) {
+            let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            if kind.is_symlink() {
+                if has_image_extension(&path) || path.is_dir() {
+                    let reason = "a symbolic link: the catalogue walk does not follow links";
+                    listing.skipped.push((relative, reason.to_string()));
+                }
                 continue;
             }
-            let meta = std::fs::metadata(&path)?;
+            if !has_image_extension(&path) {
+                continue;
+            }
+            if !kind.is_file() {
+                let reason = "a FIFO, socket or device, not a regular file";
+                listing.skipped.push((relative, reason.to_string()));
+                continue;
+            }
+            let meta = item.metadata().map_err(cannot_read)?;
             let modified = meta
                 .modified()
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_nanos() as u64);
-            entries.push(Entry {
-                path: path.strip_prefix(root).unwrap_or(&path).to_path_buf(),
+            listing.images.push(Entry {
+                path: relative,
                 bytes: meta.len(),
                 modified,
             });
         }
     }
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(entries)
+    listing.images.sort_by(|a, b| a.path.cmp(&b.path));
+    listing.skipped.sort();
+    Ok(listing)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ mod rows;
 mod schema;
 
 use errors::{not_sqlite_error, open_error, read_only_error, write_transaction_error};
-use schema::{check_readable_version, refuse_newer_schema, schema_version};
+use schema::{check_ours, check_readable_version};
 
 /// How long a statement waits for another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,10 +41,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (creating if needed) a database for reading and writing, migrated to the current schema.
+    /// Open (creating if needed) a database for reading and writing, migrated to the current
+    /// schema. An existing file is first checked read-only: one that is not ours is refused
+    /// and left byte-identical (nothing, not even the journal mode, is written to it).
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         create_parent_folders(path)?;
-        refuse_non_sqlite_file(path)?;
+        if holds_data(path)? {
+            check_ours(&open_read_only_connection(path)?, path)?;
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -54,7 +58,8 @@ impl Store {
         if conn.is_readonly(rusqlite::MAIN_DB)? {
             return Err(read_only_error(path).into());
         }
-        refuse_newer_schema(&conn, path)?;
+        // Made (or swapped) by someone else since the check: check again before writing.
+        check_ours(&conn, path)?;
         configure_for_writing(&conn).map_err(|e| open_error(path, e))?;
         let mut store = Store {
             conn,
@@ -73,12 +78,9 @@ impl Store {
             ))
             .into());
         }
-        refuse_non_sqlite_file(path)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| open_error(path, e))?;
-        let version = schema_version(&conn).map_err(|e| open_error(path, e))?;
+        holds_data(path)?;
+        let conn = open_read_only_connection(path)?;
+        let version = check_ours(&conn, path)?;
         check_readable_version(path, version)?;
         Ok(Store {
             conn,
@@ -110,32 +112,51 @@ fn create_parent_folders(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Refuse an existing, non-empty file that does not start with the SQLite header (without touching it).
-fn refuse_non_sqlite_file(path: &Path) -> anyhow::Result<()> {
+/// A connection that cannot write, for looking at a file before trusting it.
+fn open_read_only_connection(path: &Path) -> anyhow::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
+/// Whether `path` is an existing, non-empty SQLite file (false: missing or empty, a new
+/// database). A folder, a FIFO or device, an unreadable file or one that does not start with
+/// the SQLite header is refused, without opening it for writing.
+fn holds_data(path: &Path) -> anyhow::Result<bool> {
     use std::io::Read;
-    if path.is_dir() {
+    let cannot_read =
+        |e: std::io::Error| InputError::new(format!("{}: cannot read: {e}", path.display()));
+    let kind = match std::fs::metadata(path) {
+        Ok(meta) => meta.file_type(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(cannot_read(e).into()),
+    };
+    if kind.is_dir() {
         return Err(InputError::new(format!(
             "{}: is a folder, not a database file",
             path.display()
         ))
         .into());
     }
-    let mut file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(InputError::new(format!("{}: cannot read: {e}", path.display())).into())
-        }
-    };
+    if !kind.is_file() {
+        return Err(InputError::new(format!(
+            "{}: not a regular file (a FIFO, socket or device), not a database file",
+            path.display()
+        ))
+        .into());
+    }
+    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
     let mut header = Vec::with_capacity(SQLITE_HEADER.len());
     file.by_ref()
         .take(SQLITE_HEADER.len() as u64)
         .read_to_end(&mut header)
-        .map_err(|e| InputError::new(format!("{}: cannot read: {e}", path.display())))?;
-    if header.is_empty() || header == SQLITE_HEADER {
-        Ok(())
-    } else {
-        Err(not_sqlite_error(path).into())
+        .map_err(cannot_read)?;
+    match header.as_slice() {
+        [] => Ok(false),
+        h if h == SQLITE_HEADER => Ok(true),
+        _ => Err(not_sqlite_error(path).into()),
     }
 }
 

@@ -64,24 +64,21 @@ ALTER TABLE epochs ADD COLUMN val_balanced_accuracy REAL;
 ALTER TABLE epochs ADD COLUMN val_f1 REAL;
 ";
 
+/// The tables every schema version has.
+const OUR_TABLES: &[&str] = &["studies", "trials", "epochs"];
+
 impl Store {
     /// Apply the migration steps from the stored version up to [`SCHEMA_VERSION`] in one transaction.
     pub(super) fn migrate(&mut self) -> anyhow::Result<()> {
         let path = self.path.clone();
         let tx = self.write_transaction()?;
-        let version = schema_version(&tx)?;
-        check_not_newer(&path, version)?;
-        if version == 0 && has_tables(&tx)? {
-            return Err(InputError::new(format!(
-                "{}: a SQLite database of another program (it has tables but no gridsearch schema)",
-                path.display()
-            ))
-            .into());
-        }
+        // Checked again under the write lock: another process may have made the file since.
+        let version = check_ours(&tx, &path)?;
         if version == SCHEMA_VERSION {
             return Ok(());
         }
-        for (from, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let from = usize::try_from(version).expect("check_ours refuses negative versions");
+        for (from, step) in MIGRATIONS.iter().enumerate().skip(from) {
             tx.execute_batch(step)
                 .with_context(|| format!("{}: migrating schema version {from}", path.display()))?;
         }
@@ -95,9 +92,40 @@ pub(super) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))
 }
 
-pub(super) fn refuse_newer_schema(conn: &Connection, path: &Path) -> anyhow::Result<()> {
-    let version = schema_version(conn).map_err(|e| open_error(path, e))?;
-    check_not_newer(path, version)
+/// The schema version of one of our databases (0: an empty one, which we may initialise).
+/// Anything else is refused without writing: another program's database (tables but no
+/// version, an application id, a negative version, or a version without our tables) or one
+/// made by a newer gridsearch. Reads only, so it runs on a read-only connection.
+pub(super) fn check_ours(conn: &Connection, path: &Path) -> anyhow::Result<i64> {
+    let read = |e| open_error(path, e);
+    let version = schema_version(conn).map_err(read)?;
+    let application_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .map_err(read)?;
+    let tables = table_names(conn).map_err(read)?;
+    let foreign = |why: String| {
+        InputError::new(format!(
+            "{}: a SQLite database of another program ({why}); give another database path",
+            path.display()
+        ))
+    };
+    if application_id != 0 {
+        return Err(foreign(format!("its application id is {application_id}")).into());
+    }
+    if version < 0 {
+        return Err(foreign(format!("its user_version is {version}")).into());
+    }
+    check_not_newer(path, version)?;
+    if version == 0 {
+        if !tables.is_empty() {
+            return Err(foreign("it has tables but no gridsearch schema".to_string()).into());
+        }
+        return Ok(0);
+    }
+    if let Some(missing) = OUR_TABLES.iter().find(|t| !tables.iter().any(|n| n == *t)) {
+        return Err(foreign(format!("schema version {version} but no `{missing}` table")).into());
+    }
+    Ok(version)
 }
 
 fn check_not_newer(path: &Path, version: i64) -> anyhow::Result<()> {
@@ -114,7 +142,6 @@ fn check_not_newer(path: &Path, version: i64) -> anyhow::Result<()> {
 
 /// A read-only handle cannot migrate, so it needs exactly the current schema.
 pub(super) fn check_readable_version(path: &Path, version: i64) -> anyhow::Result<()> {
-    check_not_newer(path, version)?;
     if version == 0 {
         return Err(InputError::new(format!(
             "{}: not a gridsearch database (run `gridsearch run GRID` first)",
@@ -133,10 +160,11 @@ pub(super) fn check_readable_version(path: &Path, version: i64) -> anyhow::Resul
     Ok(())
 }
 
-fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
-        [],
-        |row| row.get(0),
-    )
+/// The names of the database's own tables (SQLite's internal ones left out).
+fn table_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut statement = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+    )?;
+    let names = statement.query_map([], |row| row.get(0))?;
+    names.collect()
 }

@@ -488,3 +488,44 @@ fn two_handles_claiming_the_same_keys_concurrently_take_each_once() {
     let distinct: BTreeSet<String> = claimed.into_iter().collect();
     assert_eq!(distinct, all.into_iter().collect::<BTreeSet<_>>());
 }
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[test]
+fn a_database_that_is_not_ours_is_refused_and_left_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "tables.db",
+            "CREATE TABLE photos (id INTEGER)",
+            "it has tables",
+        ),
+        ("minus.db", "PRAGMA user_version = -1", "user_version is -1"),
+        (
+            "v1.db",
+            "CREATE TABLE photos (id INTEGER); PRAGMA user_version = 1",
+            "no `studies` table",
+        ),
+        ("app.db", "PRAGMA application_id = 7", "application id is 7"),
+        ("newer.db", "PRAGMA user_version = 3", "version 3 is newer"),
+    ];
+    for (name, sql, expected) in cases {
+        let path = dir.path().join(name);
+        Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+        let before = sha256_of(&path);
+        for refused in [Store::open(&path), Store::open_read_only(&path)] {
+            let message = input_error_message(refused.err().expect(name));
+            assert!(
+                message.starts_with(&path.display().to_string()),
+                "{message}"
+            );
+            assert!(message.contains(expected), "{name}: {message}");
+        }
+        assert_eq!(sha256_of(&path), before, "{name} is byte-identical");
+    }
+    let siblings = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(siblings, cases.len(), "no -wal or -shm file was left");
+}

@@ -325,3 +325,23 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The SHA-256 of a file's bytes, in hex: how tests show a file was not written.
+pub fn sha256_of(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// The one `error: ` line of a command that refused its input with exit code 2 (any
+/// `warning: ` lines before it aside); `case` names the check in failures.
+pub fn refused(out: &Output, case: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("warning: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{case}: one line: {stderr}");
+    assert!(errors[0].starts_with("error: "), "{case}: {stderr}");
+    errors[0].to_string()
+}
