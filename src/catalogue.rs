@@ -39,6 +39,9 @@ pub struct BackboneInfo {
     pub normalisation: &'static str,
 }
 
+/// The largest image side accepted anywhere: in grid files (`image_size`) and model cards.
+pub const MAX_IMAGE_SIZE: usize = 1024;
+
 /// Every backbone this build knows, in `BackboneKind` order; the first is the default.
 pub const BACKBONES: &[BackboneInfo] = &[
     BackboneInfo {

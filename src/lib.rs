@@ -8,6 +8,7 @@ pub mod error;
 pub mod grid;
 pub mod inference;
 pub mod model;
+pub mod path_name;
 pub mod ranking;
 pub mod report;
 pub mod scheduler;

@@ -354,3 +354,71 @@ fn names_from_the_database_stay_inside_the_output_folders_and_export_copies() {
         .unwrap();
     assert_eq!(sha256_of(&weights()), original, "the original is unchanged");
 }
+
+#[test]
+fn a_fifo_named_like_a_photo_is_never_opened_by_predict_or_a_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs/gs.db");
+    let models = run_and_export(dir.path(), &db, "one", (6, 3), "learning_rate = [0.003]");
+    let fifo = dir.path().join("fifo.jpg");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let photo = shipped_photos("boot").remove(0);
+    let predict = command(
+        &db,
+        &[
+            "predict",
+            "--models",
+            models.to_str().unwrap(),
+            fifo.to_str().unwrap(),
+            photo.to_str().unwrap(),
+        ],
+    );
+    let out = output_within(predict, Duration::from_secs(60), "predict on a FIFO");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(fifo.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+
+    // A manifest row naming the FIFO: refused before any work, naming the row.
+    let csv = std::fs::read_to_string(repo().join("data/footwear/attributes.csv")).unwrap();
+    let mut lines: Vec<String> = csv
+        .lines()
+        .map(|l| match l.split_once(',') {
+            Some((path, rest)) if path != "path" => {
+                format!(
+                    "{},{rest}",
+                    repo().join("data/footwear").join(path).display()
+                )
+            }
+            _ => l.to_string(),
+        })
+        .collect();
+    lines.insert(1, format!("{},boot,1,0,0,0,0,w", fifo.display()));
+    let manifest = write(
+        &dir.path().join("with_fifo.csv"),
+        &(lines.join("\n") + "\n"),
+    );
+    let root = format!("root = \"{}\"", repo().join("data/footwear").display());
+    let text = grid_text("fifo", (40, 10), "learning_rate = [0.003]").replace(
+        &root,
+        &format!("manifest = \"{}\"\nlabel = \"heel\"", manifest.display()),
+    );
+    let grid = write(&dir.path().join("fifo.toml"), &text);
+    let run = command(&db, &["run", grid.to_str().unwrap()]);
+    let out = output_within(
+        run,
+        Duration::from_secs(60),
+        "run over a manifest naming a FIFO",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let row = format!(
+        "{}:2: image {} is not a regular file",
+        manifest.display(),
+        fifo.display()
+    );
+    assert!(stderr.starts_with(&format!("error: {row}")), "{stderr}");
+}

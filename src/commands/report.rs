@@ -3,7 +3,7 @@
 use super::Exit;
 use crate::cli::ReportArgs;
 use crate::error::InputError;
-use crate::inference::saved::path_safe_name;
+use crate::path_name::path_safe_name;
 use crate::report::{build_with_epochs, html, render, Format};
 use crate::store::Store;
 use crate::trial::StudyRecord;

@@ -93,7 +93,15 @@ impl From<image::ImageError> for DecodeError {
 
 /// One image file as `size` x `size` RGB bytes (HWC), exactly as training saw its images.
 pub fn decode_file(path: &Path, size: usize) -> Result<Vec<u8>, DecodeError> {
-    let encoded = std::fs::metadata(path)?.len();
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        // A FIFO or device named like a photo (e.g. listed in a manifest) would block or
+        // never end.
+        return Err(DecodeError::Unreadable(
+            "not a regular file (a folder, FIFO, socket or device)".into(),
+        ));
+    }
+    let encoded = meta.len();
     let open = || Ok(BufReader::new(File::open(path)?));
     decode_within_budget(open, ImageFormat::from_path(path).ok(), encoded, size)
 }

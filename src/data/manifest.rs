@@ -41,8 +41,13 @@ pub fn manifest_classes(
         }
         let file = folder.join(record.get(path_at).unwrap_or_default().trim());
         if !file.is_file() {
+            let problem = if file.exists() {
+                "is not a regular file (a folder, FIFO, socket or device)"
+            } else {
+                "not found"
+            };
             return Err(InputError::new(format!(
-                "{}:{line}: image {} not found",
+                "{}:{line}: image {} {problem}",
                 manifest.display(),
                 file.display()
             )));

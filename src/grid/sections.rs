@@ -6,7 +6,7 @@ use super::doc::{
 };
 use super::settings::{grid_keys, setting_value, train_keys};
 use super::{Axis, DataConfig, DataSource, Grid, ModelConfig, SplitMode};
-use crate::catalogue::{self, BackboneInfo, BackboneKind};
+use crate::catalogue::{self, BackboneInfo, BackboneKind, MAX_IMAGE_SIZE};
 use crate::trial::{ParamValue, TrainSettings, Vocabulary};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,6 @@ const DATA_KEYS: &[&str] = &[
     "path_column",
     "ignore",
 ];
-const MAX_IMAGE_SIZE: i64 = 1024;
 const DEFAULT_VAL_FRACTION: f64 = 0.2;
 
 /// A path the grid names that must exist before any work (checked by `Grid::load`).
@@ -384,10 +383,11 @@ fn image_size(value: Option<&Value<'_>>, backbone: &BackboneInfo) -> Result<usiz
         return Ok(backbone.default_image_size);
     };
     let min = i64::try_from(backbone.min_image_size).unwrap_or(i64::MAX);
-    let size = expect_count("image_size", value, min, MAX_IMAGE_SIZE).map_err(|mut issue| {
-        issue.message = format!("{} (for {})", issue.message, backbone.name());
-        issue
-    })?;
+    let size =
+        expect_count("image_size", value, min, MAX_IMAGE_SIZE as i64).map_err(|mut issue| {
+            issue.message = format!("{} (for {})", issue.message, backbone.name());
+            issue
+        })?;
     Ok(to_usize(size))
 }
 

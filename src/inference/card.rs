@@ -1,6 +1,6 @@
 //! A model card: what a trained model needs to run and where it came from, as JSON.
 
-use crate::catalogue::{lookup, BackboneInfo};
+use crate::catalogue::{lookup, BackboneInfo, MAX_IMAGE_SIZE};
 use crate::trial::{ParamValue, TrainSettings, TrialOutcome, TrialRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -8,9 +8,6 @@ use std::path::PathBuf;
 
 /// The card format this build writes and reads.
 pub const FORMAT: &str = "gridsearch-model/1";
-
-/// The largest image side a card may ask for: the bound grid files accept for `image_size`.
-pub const MAX_IMAGE_SIZE: usize = 1024;
 
 /// Everything about one trained model except its tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 use super::card::{ModelCard, TrialSummary};
 use super::saved::{SavedModel, Validation};
 use crate::model::Classifier;
+use crate::path_name::path_safe_name;
 use crate::ranking::best_first;
 use crate::store::Store;
 use crate::train::features::Activations;
@@ -12,20 +13,10 @@ use std::path::{Path, PathBuf};
 
 /// Where a study's checkpoints live: `<database folder>/checkpoints/<study>/<trial key>.safetensors`.
 pub fn study_dir(db: &Path, study: &str) -> PathBuf {
-    let safe: String = study
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
     db.parent()
         .unwrap_or(Path::new("."))
         .join("checkpoints")
-        .join(safe)
+        .join(path_safe_name(study))
 }
 
 pub fn file_of(dir: &Path, trial_key: &str) -> PathBuf {
