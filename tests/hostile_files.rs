@@ -326,7 +326,7 @@ fn names_from_the_database_stay_inside_the_output_folders_and_export_copies() {
         .unwrap();
     drop(conn);
     let checkpoints = work.join("runs/checkpoints");
-    std::fs::rename(checkpoints.join("one"), checkpoints.join(".._.._x")).unwrap();
+    std::fs::rename(checkpoints.join("one"), checkpoints.join("_.._.._x")).unwrap();
     let out = work.join("out");
     ok(&gridsearch(
         &db,
@@ -353,6 +353,23 @@ fn names_from_the_database_stay_inside_the_output_folders_and_export_copies() {
         .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
         .unwrap();
     assert_eq!(sha256_of(&weights()), original, "the original is unchanged");
+
+    // Two names that become one folder: refused, nothing exported.
+    let grid = write(
+        &work.join("two.toml"),
+        &grid_text("two", (6, 3), "learning_rate = [0.003]"),
+    );
+    ok(&gridsearch(&db, &["run", grid.to_str().unwrap()]));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("UPDATE studies SET name = '.._.._x' WHERE name = 'two'", [])
+        .unwrap();
+    drop(conn);
+    let again = work.join("again");
+    let refused = gridsearch(&db, &["export", "--out", again.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("would both export to"), "{stderr}");
+    assert!(!again.join("_.._.._x").exists(), "{stderr}");
 }
 
 #[test]

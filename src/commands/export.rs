@@ -23,6 +23,19 @@ pub fn run(args: &ExportArgs, db: &Path) -> anyhow::Result<Exit> {
     let mut exported = 0;
     let mut folders: HashMap<PathBuf, &str> = HashMap::new();
     for study in &studies {
+        let folder = args.out.join(path_safe_name(&study.name));
+        if let Some(other) = folders.insert(folder.clone(), &study.name) {
+            return Err(InputError::new(format!(
+                "{}: studies `{other}` and `{}` would both export to {}: export them one at a \
+                 time, each with its own --out",
+                db.display(),
+                study.name,
+                folder.display()
+            ))
+            .into());
+        }
+    }
+    for study in &studies {
         let Some((trial, file)) = best_checkpoint(&store, db, study)? else {
             let message = format!(
                 "{}: study `{}` has no kept checkpoint (its trials ran before checkpoints were \
@@ -49,16 +62,6 @@ pub fn run(args: &ExportArgs, db: &Path) -> anyhow::Result<Exit> {
         saved.card.backbone_sha256 = Some(digest);
         saved.card.trial = trial;
         let folder = args.out.join(path_safe_name(&study.name));
-        if let Some(other) = folders.insert(folder.clone(), &study.name) {
-            return Err(InputError::new(format!(
-                "{}: studies `{other}` and `{}` would both export to {}: export them one at a \
-                 time, each with its own --out",
-                db.display(),
-                study.name,
-                folder.display()
-            ))
-            .into());
-        }
         saved.write_folder(&folder, &backbone)?;
         let outcome = &saved.card.trial.outcome;
         crate::outln!(
