@@ -5,13 +5,10 @@
 
 mod common;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
+use common::http::Http;
 use common::{tiny_shop, Server};
 use gridsearch::serve::{BODY_STALL, HEADER_TIMEOUT, SHUTDOWN_GRACE};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -20,52 +17,6 @@ use std::time::{Duration, Instant};
 const SLACK: Duration = Duration::from_secs(5);
 /// Requests the server under test handles at once.
 const MAX_REQUESTS: usize = 2;
-
-/// An answer from the real HTTP client.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    /// The `error` of a JSON error answer with `status`.
-    fn error(&self, status: StatusCode) -> String {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(self.headers["content-type"], "application/json");
-        let json: serde_json::Value = serde_json::from_str(&self.body).unwrap();
-        json["error"]
-            .as_str()
-            .expect("an error message")
-            .to_string()
-    }
-}
-
-/// Send `method path` with `headers` and `body` through hyper's client.
-async fn send(
-    base: &str,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Answer {
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let mut request = Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.body(Full::new(Bytes::from(body.to_vec()))).unwrap();
-    let response = client.request(request).await.expect("an answer");
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
 
 /// A raw connection to the server that has sent `start`.
 fn connect(url: &str, start: &[u8]) -> TcpStream {
@@ -204,17 +155,23 @@ async fn serve_cuts_off_refuses_and_stops_whatever_clients_do() {
         },
     ];
     for row in refusals {
-        let answer = send(&url, row.method, row.path, &row.headers, b"not a photo").await;
+        let answer = Http::new(&url)
+            .send(row.method, row.path, &row.headers, b"not a photo".to_vec())
+            .await;
         let message = answer.error(row.status);
         assert!(message.contains(row.says), "{}: {message}", row.name);
         let sniffing = &answer.headers["x-content-type-options"];
         assert_eq!(sniffing, "nosniff", "{}", row.name);
     }
-    let page = send(&url, Method::GET, "/", &[], b"").await;
+    let page = Http::new(&url)
+        .send(Method::GET, "/", &[], b"".to_vec())
+        .await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
     let named = [("host", "shop.example:8080")];
-    let by_name = send(&url, Method::GET, "/api/models", &named, b"").await;
+    let by_name = Http::new(&url)
+        .send(Method::GET, "/api/models", &named, b"".to_vec())
+        .await;
     assert_eq!(
         by_name.status,
         StatusCode::OK,
@@ -225,7 +182,9 @@ async fn serve_cuts_off_refuses_and_stops_whatever_clients_do() {
     // goes to its log instead.
     let moved = dir.path().join("catalogue-moved");
     std::fs::rename(&shop.catalogue, &moved).unwrap();
-    let gone = send(&url, Method::GET, "/catalogue/0", &[], b"").await;
+    let gone = Http::new(&url)
+        .send(Method::GET, "/catalogue/0", &[], b"".to_vec())
+        .await;
     let message = gone.error(StatusCode::NOT_FOUND);
     assert!(!message.contains('/'), "a path in {message:?}");
     assert_eq!(gone.headers["x-content-type-options"], "nosniff");
@@ -243,7 +202,9 @@ async fn serve_cuts_off_refuses_and_stops_whatever_clients_do() {
         .collect();
     let start = Instant::now();
     let busy = loop {
-        let answer = send(&url, Method::GET, "/api/models", &[], b"").await;
+        let answer = Http::new(&url)
+            .send(Method::GET, "/api/models", &[], b"".to_vec())
+            .await;
         if answer.status != StatusCode::OK || start.elapsed() > SLACK {
             break answer;
         }
@@ -254,7 +215,8 @@ async fn serve_cuts_off_refuses_and_stops_whatever_clients_do() {
     assert_eq!(busy.headers["retry-after"], "1");
     drop(stalled);
     let start = Instant::now();
-    while send(&url, Method::GET, "/api/models", &[], b"")
+    while Http::new(&url)
+        .send(Method::GET, "/api/models", &[], b"".to_vec())
         .await
         .status
         != StatusCode::OK

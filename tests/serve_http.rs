@@ -4,77 +4,15 @@
 
 mod common;
 
-use axum::body::Bytes;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::StatusCode;
+use common::http::Http;
 use common::{gridsearch, tiny_shop, Server};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// Similar photos asked for.
 const K: usize = 4;
-
-struct Answer {
-    status: StatusCode,
-    content_type: String,
-    body: Bytes,
-}
-
-impl Answer {
-    fn json(&self) -> serde_json::Value {
-        assert_eq!(self.content_type, "application/json", "{:?}", self.body);
-        serde_json::from_slice(&self.body).unwrap()
-    }
-
-    /// The `error` message of a JSON error answer with `status`.
-    fn error(&self, status: StatusCode) -> String {
-        assert_eq!(self.status, status, "{:?}", self.body);
-        self.json()["error"]
-            .as_str()
-            .expect("an error message")
-            .to_string()
-    }
-}
-
-struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
-impl Http {
-    async fn send(&self, method: Method, path: &str, body: Vec<u8>) -> Answer {
-        let request = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let response = self.client.request(request).await.expect("an answer");
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Answer {
-            status,
-            content_type,
-            body,
-        }
-    }
-
-    async fn get(&self, path: &str) -> Answer {
-        self.send(Method::GET, path, Vec::new()).await
-    }
-
-    async fn predict(&self, body: Vec<u8>) -> Answer {
-        self.send(Method::POST, "/api/predict", body).await
-    }
-}
 
 /// Every file under `dirs` with its size and modification time.
 fn files(dirs: &[&Path]) -> BTreeMap<PathBuf, (u64, SystemTime)> {
@@ -112,15 +50,12 @@ async fn serve_answers_photos_and_errors_over_http_and_writes_nothing() {
         shop.index.parent().unwrap(),
     ];
     let before = files(&watched);
-    let http = Http {
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        base: server.url.clone(),
-    };
+    let http = Http::new(&server.url);
 
     // The page and the model cards.
     let page = http.get("/").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.content_type.starts_with("text/html"));
+    assert!(page.content_type().starts_with("text/html"));
     assert!(String::from_utf8_lossy(&page.body).contains("id=\"photo\""));
     let cards = http.get("/api/models").await.json();
     let studies: Vec<&str> = cards
@@ -165,7 +100,7 @@ async fn serve_answers_photos_and_errors_over_http_and_writes_nothing() {
         last = similarity;
         let photo = http.get(s["url"].as_str().unwrap()).await;
         assert_eq!(photo.status, StatusCode::OK, "{s}");
-        assert_eq!(photo.content_type, "image/jpeg");
+        assert_eq!(photo.content_type(), "image/jpeg");
         let file = shop.catalogue.join(s["path"].as_str().unwrap());
         assert_eq!(photo.body, std::fs::read(file).unwrap(), "{s}");
     }

@@ -12,14 +12,14 @@ use tokio::sync::Semaphore;
 
 /// One permit per request that may be handled at the same time.
 pub struct Slots {
-    permits: Arc<Semaphore>,
+    permits: Semaphore,
     max: usize,
 }
 
 impl Slots {
     pub fn new(max: usize) -> Slots {
         Slots {
-            permits: Arc::new(Semaphore::new(max)),
+            permits: Semaphore::new(max),
             max,
         }
     }
@@ -27,7 +27,7 @@ impl Slots {
 
 /// Run the request while a slot is free (holding it until the answer is made), else 503.
 pub async fn limit(State(slots): State<Arc<Slots>>, request: Request, next: Next) -> Response {
-    let Ok(_permit) = slots.permits.clone().try_acquire_owned() else {
+    let Ok(_permit) = slots.permits.try_acquire() else {
         let busy = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(

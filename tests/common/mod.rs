@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the real binary, small grids on the shipped data.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
