@@ -21,21 +21,8 @@ pub fn run(args: &ExportArgs, db: &Path) -> anyhow::Result<Exit> {
     let device = crate::model::default_device()?;
     let mut digests: HashMap<PathBuf, String> = HashMap::new();
     let mut exported = 0;
-    let mut folders: HashMap<PathBuf, &str> = HashMap::new();
-    for study in &studies {
-        let folder = args.out.join(path_safe_name(&study.name));
-        if let Some(other) = folders.insert(folder.clone(), &study.name) {
-            return Err(InputError::new(format!(
-                "{}: studies `{other}` and `{}` would both export to {}: export them one at a \
-                 time, each with its own --out",
-                db.display(),
-                study.name,
-                folder.display()
-            ))
-            .into());
-        }
-    }
-    for study in &studies {
+    let folders = export_folders(&studies, &args.out, db)?;
+    for (study, folder) in studies.iter().zip(&folders) {
         let Some((trial, file)) = best_checkpoint(&store, db, study)? else {
             let message = format!(
                 "{}: study `{}` has no kept checkpoint (its trials ran before checkpoints were \
@@ -61,8 +48,7 @@ pub fn run(args: &ExportArgs, db: &Path) -> anyhow::Result<Exit> {
         };
         saved.card.backbone_sha256 = Some(digest);
         saved.card.trial = trial;
-        let folder = args.out.join(path_safe_name(&study.name));
-        saved.write_folder(&folder, &backbone)?;
+        saved.write_folder(folder, &backbone)?;
         let outcome = &saved.card.trial.outcome;
         crate::outln!(
             "{}: trial {} (val accuracy {:.4}, balanced {:.4}) -> {}",
@@ -78,6 +64,28 @@ pub fn run(args: &ExportArgs, db: &Path) -> anyhow::Result<Exit> {
         return Err(InputError::new(format!("{}: nothing to export", db.display())).into());
     }
     Ok(Exit::Ok)
+}
+
+/// Each study's folder under `out`, its name made path-safe; two studies that would share
+/// one are refused before anything is written.
+fn export_folders(studies: &[StudyRecord], out: &Path, db: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut seen: HashMap<PathBuf, &str> = HashMap::new();
+    let mut folders = Vec::with_capacity(studies.len());
+    for study in studies {
+        let folder = out.join(path_safe_name(&study.name));
+        if let Some(other) = seen.insert(folder.clone(), &study.name) {
+            return Err(InputError::new(format!(
+                "{}: studies `{other}` and `{}` would both export to {}: export them one at a \
+                 time, each with its own --out",
+                db.display(),
+                study.name,
+                folder.display()
+            ))
+            .into());
+        }
+        folders.push(folder);
+    }
+    Ok(folders)
 }
 
 /// The studies named, or every study in the database.
