@@ -2,6 +2,7 @@
 
 use super::card::ModelCard;
 use super::tensor_file;
+use crate::catalogue::BackboneInfo;
 use crate::error::InputError;
 use crate::model::{Classifier, Head, HeadConfig};
 use candle_core::{Device, Tensor};
@@ -69,8 +70,8 @@ impl SavedModel {
                 path.display()
             ))
         })?;
-        let card = parse_card(card_json, path)?;
-        check_head_shapes(&card, &tensors, path)?;
+        let (card, backbone) = parse_card(card_json, path)?;
+        check_head_shapes(&card, backbone, &tensors, path)?;
         let validation = match (metadata.get(VALIDATION_KEY), tensors.remove(PROBABILITIES)) {
             (Some(index), Some(probabilities)) => {
                 let index: ValidationIndex = serde_json::from_str(index)?;
@@ -137,12 +138,12 @@ impl SavedModel {
                 card_path.display()
             ))
         })?;
-        let mut card = parse_card(&text, &card_path)?;
+        let (mut card, backbone) = parse_card(&text, &card_path)?;
         card.backbone_weights = dir.join(&card.backbone_weights);
         check_backbone_digest(&card, &card_path)?;
         let weights = dir.join(WEIGHTS_FILE);
         let (tensors, _) = tensor_file::read(&weights, device)?;
-        check_head_shapes(&card, &tensors, &weights)?;
+        check_head_shapes(&card, backbone, &tensors, &weights)?;
         Ok(SavedModel {
             card,
             tensors,
@@ -151,13 +152,15 @@ impl SavedModel {
     }
 }
 
-/// The card in `json` (read from `path`), checked (see [`ModelCard::check`]).
-fn parse_card(json: &str, path: &Path) -> anyhow::Result<ModelCard> {
+/// The card in `json` (read from `path`), checked (see [`ModelCard::check`]), with its
+/// backbone's entry in the catalogue.
+fn parse_card(json: &str, path: &Path) -> anyhow::Result<(ModelCard, &'static BackboneInfo)> {
     let card: ModelCard = serde_json::from_str(json)
         .map_err(|e| InputError::new(format!("{}: not a model card ({e})", path.display())))?;
-    card.check()
+    let backbone = card
+        .check()
         .map_err(|why| InputError::new(format!("{}: {why}", path.display())))?;
-    Ok(card)
+    Ok((card, backbone))
 }
 
 /// Refuse head tensors in `path` that are missing or not the shape the card's head needs:
@@ -165,12 +168,10 @@ fn parse_card(json: &str, path: &Path) -> anyhow::Result<ModelCard> {
 /// and [labels] without a hidden layer), so a bad file fails when loaded, not at predict time.
 fn check_head_shapes(
     card: &ModelCard,
+    info: &BackboneInfo,
     tensors: &HashMap<String, Tensor>,
     path: &Path,
 ) -> anyhow::Result<()> {
-    let info = card
-        .check()
-        .map_err(|why| InputError::new(format!("{}: {why}", path.display())))?;
     let config = HeadConfig {
         feature_dim: info.feature_dim,
         hidden: card.head_hidden,
