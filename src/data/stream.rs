@@ -38,12 +38,13 @@ enum Event<R> {
     Worked(usize, Vec<usize>, anyhow::Result<R>),
 }
 
-/// Decode `items` with `decode` (on the rayon pool, a batch's worth of inputs at a time) and
-/// run `work` over each batch of readable images as `shape` says, handing `done` what happens
-/// in order. At most `side_by_side` batches are being worked on or waiting to be handed over,
-/// so memory holds `(side_by_side + 3) x batch` decoded images at most (4 batches
-/// one after another). The first error (of
-/// `work` or `done`) stops the stream once the batches already started are over.
+/// Decode `items` with `decode` (on the rayon pool, `side_by_side` batches' worth of inputs at
+/// a time, the next while the last are worked on) and run `work` over each batch of readable
+/// images as `shape` says, handing `done` what happens in order. At most `side_by_side`
+/// batches are worked on or waiting to be handed over, and as many decoded ahead, so memory
+/// holds `(4 x side_by_side + 2) x batch` decoded images at most (6 batches one after another).
+/// The first error (of `work` or `done`) stops the stream once the batches already started
+/// are over.
 pub fn decode_streamed<T: Sync, R: Send>(
     items: &[T],
     shape: StreamShape,
@@ -53,6 +54,9 @@ pub fn decode_streamed<T: Sync, R: Send>(
 ) -> anyhow::Result<()> {
     let batch = shape.batch.max(1);
     let window = shape.side_by_side;
+    // Decoding runs this many batches ahead, a slice of as many at a time, so that a core
+    // finishing a batch finds the next one decoded.
+    let ahead = window.max(1);
     rayon::in_place_scope(|scope| {
         let (tx, rx) = mpsc::channel::<Event<R>>();
         let (mut next, mut decoding) = (0, false);
@@ -61,11 +65,8 @@ pub fn decode_streamed<T: Sync, R: Send>(
         let (mut started, mut delivered) = (0, 0);
         let mut finished: BTreeMap<usize, (Vec<usize>, anyhow::Result<R>)> = BTreeMap::new();
         loop {
-            if !decoding
-                && next < items.len()
-                && ready.len() + (started - delivered) <= window.max(1)
-            {
-                let slice = next..(next + batch).min(items.len());
+            if !decoding && next < items.len() && ready.len() <= ahead {
+                let slice = next..(next + batch * ahead).min(items.len());
                 next = slice.end;
                 decoding = true;
                 let tx = tx.clone();

@@ -83,8 +83,9 @@ impl FrozenForward<'_> {
     }
 
     /// How the pass is streamed, as `threads::policy` says for the device: on the CPU small
-    /// batches side by side, two per core (so a core never waits for the next to decode); on
-    /// a GPU larger ones, one after another, while the next images decode.
+    /// batches side by side, one per core and one more waiting per core (so a core goes from
+    /// batch to batch without waiting for the next to be handed out); on a GPU larger ones,
+    /// one after another; the next images decode meanwhile.
     pub fn shape(&self) -> StreamShape {
         let policy = crate::threads::policy(!self.device.is_cpu());
         StreamShape {
