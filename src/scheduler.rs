@@ -14,9 +14,8 @@ use std::time::Instant;
 /// The kinds of long work a caller may want to show progress of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Work {
-    /// Reading and resizing image files (steps: images).
-    Decode,
-    /// The frozen backbone pass (steps: images).
+    /// The frozen backbone pass over image files as they are read and resized, one streamed
+    /// phase (steps: images, as each batch starts or as a file turns out unreadable).
     Backbone,
     /// Training a study's trials (steps: trials).
     Trials,

@@ -44,7 +44,6 @@ impl Bars {
 
 fn label(work: Work) -> &'static str {
     match work {
-        Work::Decode => "decode",
         Work::Backbone => "backbone",
         Work::Trials => "trials",
     }

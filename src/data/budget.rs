@@ -11,7 +11,7 @@ pub const DECODE_MEMORY: u64 = 512 << 20;
 /// side); an image that needs more is refused from its header.
 pub const IMAGE_MEMORY: u64 = 256 << 20;
 
-/// The budget every decode in this process draws from (`decode_all`, `decode_file` and
+/// The budget every decode in this process draws from (`decode_file` and
 /// `decode_bytes`, so training, `index`, `predict` and `serve` alike).
 pub static DECODE_BUDGET: MemoryBudget = MemoryBudget::new(DECODE_MEMORY);
 

@@ -1,66 +1,20 @@
-//! Decode and resize every image once, in parallel within the decoding memory budget; files
-//! that are not images, or too big to decode, are skipped.
+//! Decode and resize one image within the decoding memory budget (any size and colour type,
+//! to RGB with a bilinear filter widened when shrinking, like PIL's BILINEAR); files that are
+//! not images, or too big to decode, say why (`stream` decodes many as they are used).
 
 use super::budget::{Reservation, DECODE_BUDGET, IMAGE_MEMORY};
 use super::reduced_jpeg::{decode_reduced, JpegHeader};
-use super::Sample;
 use image::imageops::FilterType;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
-use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Seek};
 use std::path::{Path, PathBuf};
-
-/// Images decoded to RGB bytes, `size` x `size`, HWC, one after another.
-pub struct DecodedImages {
-    pub size: usize,
-    /// The samples that decoded, in input order.
-    pub samples: Vec<Sample>,
-    /// `samples.len() * size * size * 3` bytes.
-    pub pixels: Vec<u8>,
-}
 
 /// A file that could not be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
     pub path: PathBuf,
     pub reason: String,
-}
-
-/// Decode `samples` (any size and colour type) into `size` x `size` RGB with a bilinear filter
-/// (widened when shrinking, like PIL's BILINEAR). `on_done` is called once per file.
-pub fn decode_all(
-    samples: &[Sample],
-    size: usize,
-    on_done: &(dyn Fn() + Sync),
-) -> (DecodedImages, Vec<Skipped>) {
-    let results: Vec<Result<Vec<u8>, DecodeError>> = samples
-        .par_iter()
-        .map(|sample| {
-            let result = decode_file(&sample.path, size);
-            on_done();
-            result
-        })
-        .collect();
-    let mut decoded = DecodedImages {
-        size,
-        samples: Vec::with_capacity(samples.len()),
-        pixels: Vec::with_capacity(samples.len() * size * size * 3),
-    };
-    let mut skipped = Vec::new();
-    for (sample, result) in samples.iter().zip(results) {
-        match result {
-            Ok(pixels) => {
-                decoded.samples.push(sample.clone());
-                decoded.pixels.extend_from_slice(&pixels);
-            }
-            Err(reason) => skipped.push(Skipped {
-                path: sample.path.clone(),
-                reason: reason.to_string(),
-            }),
-        }
-    }
-    (decoded, skipped)
 }
 
 /// Why an image could not be used: too big to decode within the memory budget (from its
@@ -237,27 +191,26 @@ mod tests {
         let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/footwear/boot/boot_0030.jpg");
         let bytes = std::fs::read(real).unwrap();
         std::fs::write(&paths[3], &bytes[..bytes.len() / 3]).unwrap(); // truncated JPEG
-        let samples: Vec<Sample> = paths
+        let results: Vec<_> = paths.iter().map(|p| decode_file(p, 16)).collect();
+        let (decoded, skipped): (Vec<_>, Vec<_>) =
+            paths.iter().zip(&results).partition(|(_, r)| r.is_ok());
+        let pixels: Vec<u8> = decoded
             .iter()
-            .map(|p| Sample {
-                path: p.clone(),
-                label: 0,
-            })
+            .flat_map(|(_, r)| r.as_ref().unwrap().clone())
             .collect();
-        let (decoded, skipped) = decode_all(&samples, 16, &|| {});
-        assert_eq!(decoded.pixels.len(), decoded.samples.len() * 16 * 16 * 3);
-        assert_eq!(decoded.samples[0].path, paths[0]);
-        assert_eq!(decoded.pixels[..3], [200, 200, 200], "grey expands to RGB");
+        assert_eq!(pixels.len(), decoded.len() * 16 * 16 * 3);
+        assert_eq!(pixels[..3], [200, 200, 200], "grey expands to RGB");
         assert_eq!(
-            decoded.pixels[16 * 16 * 3..16 * 16 * 3 + 3],
+            pixels[16 * 16 * 3..16 * 16 * 3 + 3],
             [10, 20, 30],
             "alpha dropped"
         );
         // The text file is skipped; the truncated JPEG decodes (its missing rows filled in).
         assert_eq!(skipped.len(), 1, "{skipped:?}");
-        assert_eq!(skipped[0].path, paths[2]);
-        assert!(skipped[0].reason.contains("Jpeg"), "{}", skipped[0].reason);
-        let kept: Vec<_> = decoded.samples.iter().map(|s| s.path.clone()).collect();
+        assert_eq!(*skipped[0].0, paths[2]);
+        let reason = skipped[0].1.as_ref().unwrap_err().to_string();
+        assert!(reason.contains("Jpeg"), "{reason}");
+        let kept: Vec<_> = decoded.iter().map(|(p, _)| (*p).clone()).collect();
         assert_eq!(kept, [paths[0].clone(), paths[1].clone(), paths[3].clone()]);
     }
 }

@@ -6,6 +6,7 @@ pub mod manifest;
 pub mod reduced_jpeg;
 pub mod source;
 pub mod split;
+pub mod stream;
 
 use crate::grid::{DataConfig, DataSource};
 use std::path::PathBuf;

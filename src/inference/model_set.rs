@@ -4,9 +4,9 @@
 use super::exported::ExportedModel;
 use super::saved::{model_folders, SavedModel, WEIGHTS_FILE};
 use crate::data::decode::{decode_bytes, decode_file, DecodeError};
-use crate::model::frozen::forward_pixels;
+use crate::data::stream::Streamed;
+use crate::model::frozen::FrozenForward;
 use crate::model::{load_backbone, Backbone, Device, Recorded};
-use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -57,36 +57,41 @@ pub struct BackbonePass {
 }
 
 impl BackbonePass {
-    /// Decode `images` at this pass's size and run the backbone over those that decode.
-    /// Returns, per image, its row in the outputs or why it failed.
+    /// Decode `images` at this pass's size and run the backbone over those that decode, as
+    /// they decode: `on_batch` gets each batch's outputs in order (so rows of the images that
+    /// decoded, one batch after another). Returns, per image, its row or why it failed.
     pub fn run(
         &self,
         images: &[ImageSource],
         device: &Device,
-    ) -> anyhow::Result<(ImageRows, Vec<Recorded>)> {
-        let decoded: Vec<Result<Vec<u8>, DecodeError>> = images
-            .par_iter()
-            .map(|i| i.decode(self.image_size))
-            .collect();
-        let mut rows = Vec::with_capacity(images.len());
-        let mut pixels = Vec::new();
-        let mut next = 0;
-        for d in decoded {
-            rows.push(d.map(|bytes| {
-                pixels.extend_from_slice(&bytes);
-                next += 1;
-                next - 1
-            }));
-        }
-        let outputs = forward_pixels(
-            self.backbone.as_ref(),
-            &pixels,
-            self.image_size,
-            &self.boundaries,
+        on_batch: &mut dyn FnMut(Recorded) -> anyhow::Result<()>,
+    ) -> anyhow::Result<ImageRows> {
+        let pass = FrozenForward {
+            backbone: self.backbone.as_ref(),
+            size: self.image_size,
+            boundaries: &self.boundaries,
             device,
-            &|_| Ok(()),
-        )?;
-        Ok((rows, outputs))
+        };
+        let mut rows: Vec<Option<Result<usize, DecodeError>>> = vec![None; images.len()];
+        let mut next = 0;
+        let decode = |image: &ImageSource| image.decode(self.image_size);
+        pass.streamed(images, &decode, &|_| Ok(()), &mut |event| match event {
+            Streamed::Unreadable(i, reason) => {
+                rows[i] = Some(Err(reason));
+                Ok(())
+            }
+            Streamed::Worked(items, recorded) => {
+                for i in items {
+                    rows[i] = Some(Ok(next));
+                    next += 1;
+                }
+                on_batch(recorded)
+            }
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|row| row.expect("every image decoded or failed"))
+            .collect())
     }
 }
 
@@ -177,16 +182,14 @@ impl ModelSet {
         let mut results: Vec<Result<Vec<Prediction>, DecodeError>> =
             images.iter().map(|_| Ok(Vec::new())).collect();
         for group in &self.groups {
-            let (rows, outputs) = group.pass.run(images, device)?;
-            let mut per_model = Vec::with_capacity(group.models.len());
-            for model in &group.models {
-                let mut probabilities: Vec<Vec<f32>> = Vec::new();
-                for recorded in &outputs {
-                    let p = model.classifier.probabilities(recorded)?;
+            let mut per_model: Vec<Vec<Vec<f32>>> = vec![Vec::new(); group.models.len()];
+            let rows = group.pass.run(images, device, &mut |recorded| {
+                for (model, probabilities) in group.models.iter().zip(&mut per_model) {
+                    let p = model.classifier.probabilities(&recorded)?;
                     probabilities.extend(p.to_vec2::<f32>()?);
                 }
-                per_model.push(probabilities);
-            }
+                Ok(())
+            })?;
             for (result, row) in results.iter_mut().zip(&rows) {
                 match (result.as_mut(), row) {
                     (Ok(predictions), Ok(row)) => {

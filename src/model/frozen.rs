@@ -2,6 +2,8 @@
 //! the helpers every implementation shares; it knows no implementation (`load` picks them).
 
 use crate::catalogue::BackboneInfo;
+use crate::data::decode::DecodeError;
+use crate::data::stream::{decode_streamed, PixelBatch, StreamShape, Streamed};
 use candle_core::{Device, Result, Tensor, Var};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,35 +65,56 @@ pub trait TrainableTail: Send + Sync {
     fn vars(&self) -> &[Var];
 }
 
-/// The frozen backbone over images given as RGB bytes (`size` x `size`, HWC, one image after
-/// another), in batches as `threads::policy` says for the device: on the CPU side by side, one
-/// per core; on a GPU larger, one after another. `before_batch(n)` runs before each batch of n
-/// images: it may report progress, or stop the pass with an error.
-pub fn forward_pixels(
-    backbone: &dyn Backbone,
-    pixels: &[u8],
-    size: usize,
-    boundaries: &BTreeSet<usize>,
-    device: &Device,
-    before_batch: &(dyn Fn(usize) -> anyhow::Result<()> + Sync),
-) -> anyhow::Result<Vec<Recorded>> {
-    use rayon::prelude::*;
-    let policy = crate::threads::policy(!device.is_cpu());
-    let batch = policy.forward_batch;
-    let per_image = size * size * 3;
-    let n = pixels.len() / per_image;
-    let starts: Vec<usize> = (0..n).step_by(batch).collect();
-    let one = |&start: &usize| -> anyhow::Result<Recorded> {
-        let end = (start + batch).min(n);
-        before_batch(end - start)?;
-        let bytes = &pixels[start * per_image..end * per_image];
-        let rgb = Tensor::from_slice(bytes, (end - start, size, size, 3), device)?;
-        Ok(backbone.forward_recording(&backbone.preprocess(&rgb)?, boundaries)?)
-    };
-    if policy.parallel_batches {
-        starts.par_iter().map(one).collect()
-    } else {
-        starts.iter().map(one).collect()
+/// The frozen backbone at one image size on one device, recording the inputs of `boundaries`.
+pub struct FrozenForward<'a> {
+    pub backbone: &'a dyn Backbone,
+    pub size: usize,
+    pub boundaries: &'a BTreeSet<usize>,
+    pub device: &'a Device,
+}
+
+impl FrozenForward<'_> {
+    /// One batch of images given as RGB bytes (`size` x `size`, HWC, one after another).
+    pub fn batch(&self, pixels: &[u8]) -> Result<Recorded> {
+        let n = pixels.len() / (self.size * self.size * 3);
+        let rgb = Tensor::from_slice(pixels, (n, self.size, self.size, 3), self.device)?;
+        let input = self.backbone.preprocess(&rgb)?;
+        self.backbone.forward_recording(&input, self.boundaries)
+    }
+
+    /// How the pass is streamed, as `threads::policy` says for the device: on the CPU small
+    /// batches side by side, one per core and one more waiting per core (so a core goes from
+    /// batch to batch without waiting for the next to be handed out); on a GPU larger ones,
+    /// one after another; the next images decode meanwhile.
+    pub fn shape(&self) -> StreamShape {
+        let policy = crate::threads::policy(!self.device.is_cpu());
+        StreamShape {
+            batch: policy.forward_batch,
+            side_by_side: if policy.parallel_batches {
+                2 * rayon::current_num_threads()
+            } else {
+                0
+            },
+        }
+    }
+
+    /// `items` decoded by `decode` at this size, through the backbone as they decode (see
+    /// [`decode_streamed`]): the batches are runs of [`StreamShape::batch`] readable images
+    /// from the first, whatever the cores. `before_batch(n)` runs before each batch of n
+    /// images: it may report progress, or stop the pass with an error. `done` gets, in
+    /// order, each input that did not decode and each batch's items and outputs.
+    pub fn streamed<T: Sync>(
+        &self,
+        items: &[T],
+        decode: &(dyn Fn(&T) -> std::result::Result<Vec<u8>, DecodeError> + Sync),
+        before_batch: &(dyn Fn(usize) -> anyhow::Result<()> + Sync),
+        done: &mut dyn FnMut(Streamed<Recorded>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let work = |pixels: &PixelBatch| -> anyhow::Result<Recorded> {
+            before_batch(pixels.items.len())?;
+            Ok(self.batch(&pixels.pixels)?)
+        };
+        decode_streamed(items, self.shape(), decode, &work, done)
     }
 }
 

@@ -82,15 +82,15 @@ impl Embedder {
         images: &[ImageSource],
         device: &Device,
     ) -> anyhow::Result<(ImageRows, Option<Tensor>)> {
-        let (rows, outputs) = self.pass.run(images, device)?;
-        let mut parts = Vec::with_capacity(outputs.len());
-        for recorded in &outputs {
+        let mut parts = Vec::new();
+        let rows = self.pass.run(images, device, &mut |recorded| {
             let embedding = match &self.model {
-                None => recorded.pooled.clone(),
-                Some(model) => model.classifier.penultimate(recorded)?,
+                None => recorded.pooled,
+                Some(model) => model.classifier.penultimate(&recorded)?,
             };
             parts.push(normalised(&embedding)?);
-        }
+            Ok(())
+        })?;
         let all = if parts.is_empty() {
             None
         } else {

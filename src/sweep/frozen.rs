@@ -1,8 +1,10 @@
-//! Where a group's frozen activations come from: today, a decode and one backbone pass.
+//! Where a group's frozen activations come from: today, one backbone pass over the images as
+//! they decode.
 
 use super::groups::FrozenKey;
-use crate::data::decode::{decode_all, Skipped};
+use crate::data::decode::Skipped;
 use crate::data::Sample;
+use crate::model::frozen::FrozenForward;
 use crate::model::{Backbone, Device};
 use crate::scheduler::{Progress, Work};
 use crate::train::features::SharedActivations;
@@ -37,7 +39,7 @@ pub trait FrozenSource {
     ) -> anyhow::Result<Frozen>;
 }
 
-/// Decode every image once, then run the frozen backbone once over them, on `device`.
+/// Run the frozen backbone once over the images as they decode, on `device`.
 pub struct BackbonePass<'d> {
     pub device: &'d Device,
 }
@@ -49,24 +51,32 @@ impl FrozenSource for BackbonePass<'_> {
         progress: &dyn Progress,
         skipped: &mut dyn FnMut(&Skipped),
     ) -> anyhow::Result<Frozen> {
-        progress.start(Work::Decode, job.samples.len());
-        let (images, unreadable) =
-            decode_all(job.samples, job.key.image_size, &|| progress.advance(1));
-        progress.finish();
-        unreadable.iter().for_each(skipped);
-        progress.start(Work::Backbone, images.samples.len());
-        let activations = SharedActivations::record(
-            job.backbone,
-            &images,
-            job.boundaries,
-            self.device,
+        let pass = FrozenForward {
+            backbone: job.backbone,
+            size: job.key.image_size,
+            boundaries: job.boundaries,
+            device: self.device,
+        };
+        // One phase: every file is a step, as its batch starts or when it cannot be read.
+        progress.start(Work::Backbone, job.samples.len());
+        let mut unreadable = Vec::new();
+        let recorded = SharedActivations::record(
+            &pass,
+            job.samples,
             job.cancel,
             &|n| progress.advance(n),
-        )?;
+            &mut |s| {
+                progress.advance(1);
+                unreadable.push(s);
+            },
+        );
         progress.finish();
+        // Told once the bar is gone, so the warnings are not drawn over.
+        unreadable.iter().for_each(skipped);
+        let activations = recorded?;
         Ok(Frozen {
+            images: job.samples.len() - unreadable.len(),
             activations,
-            images: images.samples.len(),
         })
     }
 }

@@ -1,11 +1,13 @@
-//! One frozen backbone pass over the decoded images, recording every activation the plan needs.
+//! One frozen backbone pass over the images as they decode, recording every activation the plan
+//! needs.
 
 use super::Interrupted;
-use crate::data::decode::DecodedImages;
+use crate::data::decode::{decode_file, Skipped};
+use crate::data::stream::Streamed;
 use crate::data::Sample;
-use crate::model::frozen::forward_pixels;
-use crate::model::{Backbone, Recorded};
-use candle_core::{Device, Result, Tensor};
+use crate::model::frozen::FrozenForward;
+use crate::model::Recorded;
+use candle_core::{Result, Tensor};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,40 +28,6 @@ pub struct FeatureBank {
     pub val: Activations,
 }
 
-/// Run the frozen backbone once over `images`, keeping the pooled features and `boundaries`.
-/// `on_batch(n)` reports progress in images.
-pub fn record(
-    backbone: &dyn Backbone,
-    images: &DecodedImages,
-    boundaries: &BTreeSet<usize>,
-    device: &Device,
-    cancel: &AtomicBool,
-    on_batch: &(dyn Fn(usize) + Sync),
-) -> anyhow::Result<Activations> {
-    let before_batch = |n: usize| -> anyhow::Result<()> {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(Interrupted.into());
-        }
-        on_batch(n);
-        Ok(())
-    };
-    let outputs = forward_pixels(
-        backbone,
-        &images.pixels,
-        images.size,
-        boundaries,
-        device,
-        &before_batch,
-    )?;
-    let frozen = Recorded::cat(outputs)?;
-    let labels: Vec<u32> = images.samples.iter().map(|s| s.label as u32).collect();
-    Ok(Activations {
-        frozen,
-        labels: Tensor::new(labels, device)?,
-        files: images.samples.iter().map(|s| s.path.clone()).collect(),
-    })
-}
-
 /// Activations of many images, looked up by file: one frozen pass shared by every study that
 /// uses the same backbone, weights and image size (e.g. seven attributes of one photo set).
 pub struct SharedActivations {
@@ -68,18 +36,46 @@ pub struct SharedActivations {
 }
 
 impl SharedActivations {
-    /// Record the frozen pass over `images` (their labels are not used: each study brings its own).
+    /// Record the frozen pass over `samples` as they decode (see [`FrozenForward::streamed`];
+    /// their labels are not used: each study brings its own), keeping the pooled features and
+    /// the pass's boundaries. Files that are not readable images are left out and told to
+    /// `skipped`; `on_batch(n)` reports progress in images.
     pub fn record(
-        backbone: &dyn Backbone,
-        images: &DecodedImages,
-        boundaries: &BTreeSet<usize>,
-        device: &Device,
+        pass: &FrozenForward,
+        samples: &[Sample],
         cancel: &AtomicBool,
         on_batch: &(dyn Fn(usize) + Sync),
+        skipped: &mut dyn FnMut(Skipped),
     ) -> anyhow::Result<SharedActivations> {
-        let all = record(backbone, images, boundaries, device, cancel, on_batch)?;
-        let rows = images
-            .samples
+        let before_batch = |n: usize| -> anyhow::Result<()> {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Interrupted.into());
+            }
+            on_batch(n);
+            Ok(())
+        };
+        let decode = |sample: &Sample| decode_file(&sample.path, pass.size);
+        let (mut outputs, mut kept) = (Vec::new(), Vec::new());
+        pass.streamed(samples, &decode, &before_batch, &mut |event| {
+            match event {
+                Streamed::Unreadable(i, reason) => skipped(Skipped {
+                    path: samples[i].path.clone(),
+                    reason: reason.to_string(),
+                }),
+                Streamed::Worked(items, recorded) => {
+                    kept.extend(items.into_iter().map(|i| &samples[i]));
+                    outputs.push(recorded);
+                }
+            }
+            Ok(())
+        })?;
+        let labels: Vec<u32> = kept.iter().map(|s| s.label as u32).collect();
+        let all = Activations {
+            frozen: Recorded::cat(outputs)?,
+            labels: Tensor::new(labels, pass.device)?,
+            files: kept.iter().map(|s| s.path.clone()).collect(),
+        };
+        let rows = kept
             .iter()
             .enumerate()
             .map(|(i, s)| (s.path.clone(), i as u32))
@@ -111,5 +107,99 @@ impl Activations {
     pub fn class_count(&self) -> Result<usize> {
         let labels: Vec<u32> = self.labels.to_vec1()?;
         Ok(labels.iter().collect::<BTreeSet<_>>().len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::load_backbone;
+    use candle_core::Device;
+    use std::path::Path;
+
+    /// Every float of `t`, as bits.
+    fn bits(t: &Tensor) -> Vec<u32> {
+        let values: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        values.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The pass as it was before streaming: decode every file into one buffer (unreadable
+    /// ones left out), then the backbone over runs of `batch` images from the first.
+    fn decode_everything(pass: &FrozenForward, samples: &[Sample], batch: usize) -> Recorded {
+        let pixels: Vec<u8> = samples
+            .iter()
+            .filter_map(|s| decode_file(&s.path, pass.size).ok())
+            .flatten()
+            .collect();
+        let per_batch = batch * pass.size * pass.size * 3;
+        let parts = pixels
+            .chunks(per_batch)
+            .map(|chunk| pass.batch(chunk).unwrap())
+            .collect();
+        Recorded::cat(parts).unwrap()
+    }
+
+    #[test]
+    fn streamed_activations_equal_the_decode_everything_pass_bit_for_bit() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths: Vec<_> = std::fs::read_dir(repo.join("data/footwear/boot"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        paths.truncate(75);
+        // Unreadable files in the middle shift every later batch by one image each.
+        let text = dir.path().join("notes.jpg");
+        std::fs::write(&text, b"not a photo").unwrap();
+        paths.insert(33, text.clone());
+        paths.insert(50, dir.path().join("vanished.jpg"));
+        let samples: Vec<Sample> = paths
+            .iter()
+            .map(|p| Sample {
+                path: p.clone(),
+                label: 1,
+            })
+            .collect();
+        let device = Device::Cpu;
+        let backbone = load_backbone(
+            "efficientnet-lite0",
+            &repo.join("models/efficientnet_lite0.safetensors"),
+            &device,
+        )
+        .unwrap();
+        let boundaries = BTreeSet::from([12, 14]);
+        let pass = FrozenForward {
+            backbone: backbone.as_ref(),
+            size: 96,
+            boundaries: &boundaries,
+            device: &device,
+        };
+        assert!(
+            pass.shape().batch < 75,
+            "several batches: {:?}",
+            pass.shape()
+        );
+        let mut skipped = Vec::new();
+        let shared = SharedActivations::record(
+            &pass,
+            &samples,
+            &AtomicBool::new(false),
+            &|_| {},
+            &mut |s| skipped.push(s.path),
+        )
+        .unwrap();
+        assert_eq!(skipped, [text, dir.path().join("vanished.jpg")]);
+        let expected = decode_everything(&pass, &samples, pass.shape().batch);
+        let got = &shared.all.frozen;
+        assert_eq!(bits(&got.pooled), bits(&expected.pooled));
+        assert_eq!(got.boundaries.len(), 2);
+        for (b, t) in &expected.boundaries {
+            assert_eq!(bits(&got.boundaries[b]), bits(t), "boundary {b}");
+        }
+        let kept: Vec<_> = paths.iter().filter(|p| p.starts_with(repo)).collect();
+        assert_eq!(shared.all.files.iter().collect::<Vec<_>>(), kept);
+        let split = shared.select(&samples[70..]).unwrap();
+        assert_eq!(split.files.len(), samples.len() - 70);
     }
 }
