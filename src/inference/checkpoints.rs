@@ -88,6 +88,9 @@ fn validation_pass(model: &Classifier, val: &Activations) -> anyhow::Result<Vali
             .into_iter()
             .map(|l| l as usize)
             .collect(),
-        probabilities: model.probabilities(&val.frozen)?,
+        probabilities: {
+            let input = val.frozen.input_for(model)?;
+            model.probabilities_of(input.len(), &|start, len| input.narrow(start, len))?
+        },
     })
 }

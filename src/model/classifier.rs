@@ -78,10 +78,19 @@ impl Classifier {
     /// Class probabilities [N, classes] of every row of `recorded` (no dropout), in batches.
     pub fn probabilities(&self, recorded: &Recorded) -> anyhow::Result<Tensor> {
         let input = self.input(recorded)?;
-        let n = input.dim(0)?;
+        self.probabilities_of(input.dim(0)?, &|start, len| input.narrow(0, start, len))
+    }
+
+    /// Class probabilities [n, classes] of `n` input rows (no dropout), where `rows(start, len)`
+    /// gives `len` rows of [`Classifier::input`] from `start`; in batches.
+    pub fn probabilities_of(
+        &self,
+        n: usize,
+        rows: &dyn Fn(usize, usize) -> Result<Tensor>,
+    ) -> anyhow::Result<Tensor> {
         let mut parts = Vec::with_capacity(n.div_ceil(BATCH));
         for start in (0..n).step_by(BATCH) {
-            let logits = self.logits(&input.narrow(0, start, BATCH.min(n - start))?, None)?;
+            let logits = self.logits(&rows(start, BATCH.min(n - start))?, None)?;
             parts.push(candle_nn::ops::softmax(&logits, D::Minus1)?.detach());
         }
         Ok(Tensor::cat(&parts, 0)?)

@@ -332,8 +332,8 @@ fn run_study(
     on_event: &mut dyn FnMut(Event),
 ) -> anyhow::Result<SweepSummary> {
     let bank = FeatureBank {
-        train: shared.select(&checked.dataset.train)?,
-        val: shared.select(&checked.dataset.val)?,
+        train: shared.select(&checked.dataset.train, settings.device)?,
+        val: shared.select(&checked.dataset.val, settings.device)?,
     };
     for split in [&bank.train, &bank.val] {
         if split.class_count()? < 2 {

@@ -1,13 +1,14 @@
 //! One frozen backbone pass over the images as they decode, recording every activation the plan
 //! needs.
 
+use super::rows::RecordedRows;
 use super::Interrupted;
 use crate::data::decode::{decode_file, Skipped};
 use crate::data::stream::Streamed;
 use crate::data::Sample;
 use crate::model::frozen::FrozenForward;
 use crate::model::Recorded;
-use candle_core::{Result, Tensor};
+use candle_core::{Device, Result, Tensor};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Frozen activations of one split, row i = image i, with what each row is.
 pub struct Activations {
     /// Pooled features and the input of each recorded boundary block.
-    pub frozen: Recorded,
+    pub frozen: RecordedRows,
     /// Class index per image [N] (u32).
     pub labels: Tensor,
     /// The image file of each row.
@@ -32,7 +33,7 @@ pub struct FeatureBank {
 /// uses the same backbone, weights and image size (e.g. seven attributes of one photo set).
 pub struct SharedActivations {
     rows: HashMap<PathBuf, u32>,
-    all: Activations,
+    frozen: RecordedRows,
 }
 
 impl SharedActivations {
@@ -69,33 +70,37 @@ impl SharedActivations {
             }
             Ok(())
         })?;
-        let labels: Vec<u32> = kept.iter().map(|s| s.label as u32).collect();
-        let all = Activations {
-            frozen: Recorded::cat(outputs)?,
-            labels: Tensor::new(labels, pass.device)?,
-            files: kept.iter().map(|s| s.path.clone()).collect(),
-        };
-        let rows = kept
+        let frozen = RecordedRows::in_memory(Recorded::cat(outputs)?, pass.device);
+        let files = kept.iter().map(|s| s.path.clone()).collect();
+        Ok(SharedActivations::new(frozen, files))
+    }
+
+    /// Rows `frozen` of the images `files` (row i = file i).
+    pub fn new(frozen: RecordedRows, files: Vec<PathBuf>) -> SharedActivations {
+        let rows = files
             .iter()
             .enumerate()
-            .map(|(i, s)| (s.path.clone(), i as u32))
+            .map(|(i, f)| (f.clone(), i as u32))
             .collect();
-        Ok(SharedActivations { rows, all })
+        SharedActivations { rows, frozen }
+    }
+
+    /// How many images have rows.
+    pub fn images(&self) -> usize {
+        self.rows.len()
     }
 
     /// One study's split: the rows of those `samples` that were recorded (files that did not
     /// decode are left out), with the study's own labels.
-    pub fn select(&self, samples: &[Sample]) -> Result<Activations> {
+    pub fn select(&self, samples: &[Sample], device: &Device) -> Result<Activations> {
         let kept: Vec<(u32, &Sample)> = samples
             .iter()
             .filter_map(|s| self.rows.get(&s.path).map(|&row| (row, s)))
             .collect();
         let rows: Vec<u32> = kept.iter().map(|(row, _)| *row).collect();
         let labels: Vec<u32> = kept.iter().map(|(_, s)| s.label as u32).collect();
-        let device = self.all.frozen.pooled.device();
-        let index = Tensor::new(rows.as_slice(), device)?;
         Ok(Activations {
-            frozen: self.all.frozen.rows(&index)?,
+            frozen: self.frozen.pick(&rows),
             labels: Tensor::new(labels, device)?,
             files: kept.iter().map(|(_, s)| s.path.clone()).collect(),
         })
@@ -191,15 +196,20 @@ mod tests {
         .unwrap();
         assert_eq!(skipped, [text, dir.path().join("vanished.jpg")]);
         let expected = decode_everything(&pass, &samples, pass.shape().batch);
-        let got = &shared.all.frozen;
-        assert_eq!(bits(&got.pooled), bits(&expected.pooled));
+        let all = shared.select(&samples, &device).unwrap();
+        let got = &all.frozen;
+        assert_eq!(
+            bits(&got.pooled.to_tensor().unwrap()),
+            bits(&expected.pooled)
+        );
         assert_eq!(got.boundaries.len(), 2);
         for (b, t) in &expected.boundaries {
-            assert_eq!(bits(&got.boundaries[b]), bits(t), "boundary {b}");
+            let recorded = got.boundaries[b].to_tensor().unwrap();
+            assert_eq!(bits(&recorded), bits(t), "boundary {b}");
         }
         let kept: Vec<_> = paths.iter().filter(|p| p.starts_with(repo)).collect();
-        assert_eq!(shared.all.files.iter().collect::<Vec<_>>(), kept);
-        let split = shared.select(&samples[70..]).unwrap();
+        assert_eq!(all.files.iter().collect::<Vec<_>>(), kept);
+        let split = shared.select(&samples[70..], &device).unwrap();
         assert_eq!(split.files.len(), samples.len() - 70);
     }
 }

@@ -1,6 +1,7 @@
 //! The epoch loop shared by both phases: shuffled mini-batches, validation, early stopping.
 
 use super::metrics::{balanced_class_weights, Confusion, Scores};
+use super::rows::Rows;
 use super::Interrupted;
 use crate::trial::{ClassWeights, EpochMetrics, Objective, Optimizer, Phase, Vocabulary};
 use candle_core::{DType, Result, Tensor, Var, D};
@@ -10,11 +11,11 @@ use rand::seq::SliceRandom;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// Inputs and labels of both splits for one phase (inputs: any [N, ...] tensor).
+/// Inputs and labels of both splits for one phase (inputs: rows of any shape).
 pub struct PhaseData<'a> {
-    pub train_inputs: &'a Tensor,
+    pub train_inputs: &'a Rows,
     pub train_labels: &'a Tensor,
-    pub val_inputs: &'a Tensor,
+    pub val_inputs: &'a Rows,
     pub val_labels: &'a Tensor,
 }
 
@@ -148,7 +149,7 @@ pub fn fit(
         }
     };
     let mut history = Vec::with_capacity(settings.epochs);
-    let n = data.train_inputs.dim(0)?;
+    let n = data.train_inputs.len();
     let mut order: Vec<u32> = (0..n as u32).collect();
     for epoch in 1..=settings.epochs {
         let started = Instant::now();
@@ -158,8 +159,8 @@ pub fn fit(
             if cancel.load(Ordering::Relaxed) {
                 return Err(Interrupted.into());
             }
-            let index = Tensor::new(batch, data.train_inputs.device())?;
-            let x = data.train_inputs.index_select(&index, 0)?;
+            let index = Tensor::new(batch, data.train_labels.device())?;
+            let x = data.train_inputs.gather(batch)?;
             let y = data.train_labels.index_select(&index, 0)?;
             let logits = forward(&x, Some(rng))?;
             let loss = match &weights {
@@ -206,16 +207,16 @@ const EVAL_BATCH: usize = 128;
 /// Mean (unweighted) cross-entropy and the scores of `forward` (no dropout) over a whole split.
 pub fn evaluate(
     forward: &Forward,
-    inputs: &Tensor,
+    inputs: &Rows,
     labels: &Tensor,
     classes: usize,
 ) -> Result<(f64, Scores)> {
-    let n = inputs.dim(0)?;
+    let n = inputs.len();
     let mut loss_sum = 0.0;
     let mut confusion = Confusion::new(classes);
     for start in (0..n).step_by(EVAL_BATCH) {
         let len = EVAL_BATCH.min(n - start);
-        let logits = forward(&inputs.narrow(0, start, len)?, None)?.detach();
+        let logits = forward(&inputs.narrow(start, len)?, None)?.detach();
         let y = labels.narrow(0, start, len)?;
         loss_sum += f64::from(candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?)
             * len as f64;

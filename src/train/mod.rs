@@ -5,6 +5,7 @@ pub mod fit;
 pub mod metrics;
 pub mod phases;
 pub mod plan;
+pub mod rows;
 
 pub use features::FeatureBank;
 pub use phases::{finetune_phase, head_phase, summarize, PhaseContext};

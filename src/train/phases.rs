@@ -85,9 +85,9 @@ fn train(
     on_epoch: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
 ) -> anyhow::Result<(Classifier, Vec<EpochMetrics>, StdRng)> {
     let data = PhaseData {
-        train_inputs: model.input(&ctx.bank.train.frozen)?,
+        train_inputs: ctx.bank.train.frozen.input_for(&model)?,
         train_labels: &ctx.bank.train.labels,
-        val_inputs: model.input(&ctx.bank.val.frozen)?,
+        val_inputs: ctx.bank.val.frozen.input_for(&model)?,
         val_labels: &ctx.bank.val.labels,
     };
     let forward = |x: &_, rng: Option<&mut StdRng>| model.logits(x, rng);
