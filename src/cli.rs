@@ -28,6 +28,8 @@ pub enum Command {
     Report(ReportArgs),
     /// A study's progress: trials per state, elapsed and remaining time, best so far.
     Status(StatusArgs),
+    /// The on-disk activation cache: list its entries, or remove the least recently used.
+    Cache(CacheArgs),
     /// The backbones this build knows: blocks (unfreeze depths), image sizes, feature width.
     Backbones,
     /// The training settings a grid may fix in [train] or vary in [grid]: defaults, accepted
@@ -65,8 +67,49 @@ pub struct RunArgs {
     /// Keep the weights of each study's N best trials beside the database (for `export`).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub keep_checkpoints: usize,
+    /// Where frozen activations are kept across runs and shared by the host's processes
+    /// (default: `cache/` beside the database).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compute the frozen activations in memory only: read and write no cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
     #[command(flatten)]
     pub device: DeviceArg,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// The cache folder (default: `cache/` beside the database).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Remove every entry (but those a running process has in use).
+    #[arg(long, conflicts_with = "max_size")]
+    pub clear: bool,
+    /// Remove the least recently used entries until the cache holds at most SIZE bytes
+    /// (suffixes K, M, G, T: powers of 1024).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+}
+
+/// A size in bytes, with an optional K, M, G or T suffix (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let digits = upper.trim_end_matches(['K', 'M', 'G', 'T', 'B']);
+    let shift = match upper[digits.len()..].trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("{text:?} is not a size (e.g. 500M, 20G)")),
+    };
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 500M, 20G)"))?;
+    value
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 #[derive(Debug, Args)]

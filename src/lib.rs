@@ -1,9 +1,11 @@
 //! gridsearch: grid search for transfer-learning image classifiers with shared frozen work.
 
+pub mod cache;
 pub mod catalogue;
 pub mod cli;
 pub mod commands;
 pub mod data;
+pub mod digest;
 pub mod error;
 pub mod grid;
 pub mod inference;

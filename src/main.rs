@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => commands::plan::run(args),
         Command::Report(args) => commands::report::run(args, &cli.db),
         Command::Status(args) => commands::status::run(args, &cli.db),
+        Command::Cache(args) => commands::cache::run(args, &cli.db),
         Command::Backbones => commands::backbones::run(),
         Command::Settings => commands::settings::run(),
         Command::Export(args) => commands::export::run(args, &cli.db),

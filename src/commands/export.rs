@@ -6,7 +6,6 @@ use crate::cli::ExportArgs;
 use crate::error::InputError;
 use crate::inference::card::TrialSummary;
 use crate::inference::checkpoints::{file_of, study_dir};
-use crate::inference::tensor_file;
 use crate::inference::SavedModel;
 use crate::path_name::path_safe_name;
 use crate::ranking::best_first;
@@ -130,7 +129,7 @@ fn best_checkpoint(
 }
 
 fn sha256_of(path: &Path) -> anyhow::Result<String> {
-    let digest = tensor_file::sha256_of(path).map_err(|e| {
+    let digest = crate::digest::sha256_of(path).map_err(|e| {
         InputError::new(format!(
             "{}: the backbone weights are gone ({e})",
             path.display()

@@ -1,6 +1,7 @@
 //! One small module per subcommand: glue between settings, store, training and report.
 
 pub mod backbones;
+pub mod cache;
 pub mod export;
 pub mod index;
 pub mod plan;

@@ -2,11 +2,12 @@
 
 use super::progress::Bars;
 use super::Exit;
+use crate::cache;
 use crate::cli::RunArgs;
 use crate::grid::Grid;
 use crate::report::{build, render, Format};
 use crate::store::Store;
-use crate::sweep::{self, BackbonePass, Event, Settings};
+use crate::sweep::{self, BackbonePass, CachedPass, Event, FrozenSource, Settings};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,10 +37,22 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
         new_study: args.new_study,
         cancel: &cancel,
     };
+    let uncached = BackbonePass { device: &device };
+    let cached = CachedPass {
+        dir: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| cache::default_dir(db)),
+        device: &device,
+    };
+    let source: &dyn FrozenSource = match args.no_cache {
+        true => &uncached,
+        false => &cached,
+    };
     let total = sweep::run(
         &studies,
         &mut store,
-        &BackbonePass { device: &device },
+        source,
         &settings,
         &Bars::new(quiet),
         &mut |event| say(&event, quiet),
@@ -92,13 +105,15 @@ fn say(event: &Event, quiet: bool) {
             s.path.display(),
             s.reason
         ),
+        Event::Cache(line) => eprintln!("warning: {line}"),
         Event::FrozenWork {
             images,
+            from_cache,
             size,
             seconds,
             studies,
         } => eprintln!(
-            "backbone pass: {images} images at {size} px in {seconds:.1} s, shared by {studies} studies"
+            "backbone pass: {images} images at {size} px in {seconds:.1} s ({from_cache} from the cache), shared by {studies} studies"
         ),
         Event::Training { study, plan } => eprint!("study {study}: {plan}"),
         Event::Trained {

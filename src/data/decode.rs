@@ -159,6 +159,10 @@ fn resized(image: DynamicImage, size: usize) -> Vec<u8> {
 pub const DECODING: &str =
     "any image file, converted to RGB and resized to image_size x image_size (bilinear, no crop)";
 
+/// Bumped whenever decoding or resizing changes the pixels a file gives: activations cached
+/// from another version's pixels are not reused.
+pub const PIXELS_VERSION: u32 = 1;
+
 #[cfg(test)]
 mod tests {
     use super::*;

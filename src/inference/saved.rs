@@ -216,7 +216,7 @@ fn check_backbone_digest(card: &ModelCard, card_path: &Path) -> anyhow::Result<(
         return Ok(());
     };
     let file = &card.backbone_weights;
-    let actual = tensor_file::sha256_of(file).map_err(|e| {
+    let actual = crate::digest::sha256_of(file).map_err(|e| {
         InputError::new(format!(
             "{}: cannot read the backbone weights ({e})",
             file.display()

@@ -58,15 +58,6 @@ pub fn read(
     Ok((tensors, metadata))
 }
 
-/// The SHA-256 of a file's bytes, in lower-case hex (how model cards name their backbone).
-pub fn sha256_of(path: &Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(format!("{:x}", hasher.finalize()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

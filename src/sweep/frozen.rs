@@ -1,5 +1,5 @@
-//! Where a group's frozen activations come from: today, one backbone pass over the images as
-//! they decode.
+//! Where a group's frozen activations come from: one backbone pass over the images as they
+//! decode (`cached` puts the on-disk cache in front of it).
 
 use super::groups::FrozenKey;
 use crate::data::decode::Skipped;
@@ -22,20 +22,30 @@ pub struct FrozenJob<'a> {
     pub cancel: &'a AtomicBool,
 }
 
-/// A job's activations, over the `images` that could be read.
+/// A job's activations, over the `images` that could be read, `from_cache` of them read from
+/// the on-disk cache rather than computed.
 pub struct Frozen {
     pub activations: SharedActivations,
     pub images: usize,
+    pub from_cache: usize,
 }
 
-/// A source of frozen activations (an on-disk cache can be another).
+/// What a source tells as it works.
+pub enum Notice<'a> {
+    /// A file that is not a readable image: it is left out.
+    Skipped(&'a Skipped),
+    /// Something about the cache a user should know (one line).
+    Cache(&'a str),
+}
+
+/// A source of frozen activations: the backbone pass itself, or through the on-disk cache.
 pub trait FrozenSource {
-    /// Do `job`, telling `skipped` of each file that is not a readable image (it is left out).
+    /// Do `job`, telling `notice` of each file that is not a readable image (it is left out).
     fn activations(
         &self,
         job: &FrozenJob,
         progress: &dyn Progress,
-        skipped: &mut dyn FnMut(&Skipped),
+        notice: &mut dyn FnMut(Notice),
     ) -> anyhow::Result<Frozen>;
 }
 
@@ -49,7 +59,7 @@ impl FrozenSource for BackbonePass<'_> {
         &self,
         job: &FrozenJob,
         progress: &dyn Progress,
-        skipped: &mut dyn FnMut(&Skipped),
+        notice: &mut dyn FnMut(Notice),
     ) -> anyhow::Result<Frozen> {
         let pass = FrozenForward {
             backbone: job.backbone,
@@ -72,11 +82,12 @@ impl FrozenSource for BackbonePass<'_> {
         );
         progress.finish();
         // Told once the bar is gone, so the warnings are not drawn over.
-        unreadable.iter().for_each(skipped);
+        unreadable.iter().for_each(|s| notice(Notice::Skipped(s)));
         let activations = recorded?;
         Ok(Frozen {
             images: job.samples.len() - unreadable.len(),
             activations,
+            from_cache: 0,
         })
     }
 }

@@ -1,10 +1,12 @@
 //! Studies -> shared frozen work -> scheduler: check the grids, queue their trials, record one
 //! frozen pass per group of studies that can share it, then run each study's sweep.
 
+pub mod cached;
 pub mod frozen;
 pub mod groups;
 
-pub use frozen::{BackbonePass, Frozen, FrozenJob, FrozenSource};
+pub use cached::CachedPass;
+pub use frozen::{BackbonePass, Frozen, FrozenJob, FrozenSource, Notice};
 pub use groups::{group, FrozenGroup, FrozenKey, StudyNeeds};
 
 use crate::catalogue::BackboneKind;
@@ -63,9 +65,13 @@ pub enum Event<'a> {
     },
     /// A file that is not a readable image; it is left out.
     Skipped(&'a Skipped),
-    /// One group's frozen work is recorded: `images` at `size` px for `studies` studies.
+    /// Something about the activation cache (one line), e.g. a damaged file recomputed.
+    Cache(&'a str),
+    /// One group's frozen work is recorded: `images` at `size` px for `studies` studies,
+    /// `from_cache` of them read from the on-disk cache.
     FrozenWork {
         images: usize,
+        from_cache: usize,
         size: usize,
         seconds: f64,
         studies: usize,
@@ -306,9 +312,13 @@ fn shared_frozen_work(
             boundaries: &group.boundaries,
             cancel: settings.cancel,
         };
-        let frozen = source.activations(&job, progress, &mut |s| on_event(Event::Skipped(s)))?;
+        let frozen = source.activations(&job, progress, &mut |notice| match notice {
+            Notice::Skipped(s) => on_event(Event::Skipped(s)),
+            Notice::Cache(line) => on_event(Event::Cache(line)),
+        })?;
         on_event(Event::FrozenWork {
             images: frozen.images,
+            from_cache: frozen.from_cache,
             size: group.key.image_size,
             seconds: clock.elapsed().as_secs_f64(),
             studies: group.members.len(),

@@ -48,13 +48,7 @@ impl SharedActivations {
         on_batch: &(dyn Fn(usize) + Sync),
         skipped: &mut dyn FnMut(Skipped),
     ) -> anyhow::Result<SharedActivations> {
-        let before_batch = |n: usize| -> anyhow::Result<()> {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Interrupted.into());
-            }
-            on_batch(n);
-            Ok(())
-        };
+        let before_batch = stop_on_cancel(cancel, on_batch);
         let decode = |sample: &Sample| decode_file(&sample.path, pass.size);
         let (mut outputs, mut kept) = (Vec::new(), Vec::new());
         pass.streamed(samples, &decode, &before_batch, &mut |event| {
@@ -104,6 +98,21 @@ impl SharedActivations {
             labels: Tensor::new(labels, device)?,
             files: kept.iter().map(|(_, s)| s.path.clone()).collect(),
         })
+    }
+}
+
+/// What runs before each batch of a frozen pass: `on_batch(n)` for its n images, or
+/// [`Interrupted`] once `cancel` is set.
+pub fn stop_on_cancel<'a>(
+    cancel: &'a AtomicBool,
+    on_batch: &'a (dyn Fn(usize) + Sync),
+) -> impl Fn(usize) -> anyhow::Result<()> + Sync + 'a {
+    move |n| {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Interrupted.into());
+        }
+        on_batch(n);
+        Ok(())
     }
 }
 

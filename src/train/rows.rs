@@ -10,6 +10,9 @@ use std::sync::Arc;
 pub trait RowStorage: Send + Sync {
     /// How many rows it holds.
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// The rows at `index`, in its order, as one tensor [K, ...] on `device`.
     fn gather(&self, index: &[u32], device: &Device) -> Result<Tensor>;
 }
