@@ -3,7 +3,6 @@
 
 use super::folder::{lock_file, path_recording, segment_files, IN_USE};
 use super::key::Recording;
-use safetensors::SafeTensors;
 use std::fs::TryLockError;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -74,28 +73,20 @@ pub fn list(cache_dir: &Path) -> io::Result<Vec<Entry>> {
 
 /// The rows a segment's header declares (0 if it cannot be read: a run will replace it).
 fn rows_in(file: &Path) -> usize {
-    let Ok(bytes) = read_header(file) else {
-        return 0;
-    };
-    SafeTensors::read_metadata(&bytes)
-        .ok()
-        .and_then(|(_, m)| {
-            m.info("rows")
-                .map(|t| t.shape.first().copied().unwrap_or(0))
-        })
-        .unwrap_or(0)
+    let header = read_header(file).unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(&header).unwrap_or_default();
+    json["rows"]["shape"][0].as_u64().unwrap_or(0) as usize
 }
 
-/// A segment's header bytes only (its length field and JSON), not its rows.
+/// A segment's header JSON, not its rows.
 fn read_header(file: &Path) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let mut f = std::fs::File::open(file)?;
     let mut len = [0u8; 8];
     f.read_exact(&mut len)?;
     let n = u64::from_le_bytes(len).min(1 << 20) as usize;
-    let mut bytes = len.to_vec();
-    bytes.resize(8 + n, 0);
-    f.read_exact(&mut bytes[8..])?;
+    let mut bytes = vec![0; n];
+    f.read_exact(&mut bytes)?;
     Ok(bytes)
 }
 

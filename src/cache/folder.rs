@@ -7,7 +7,7 @@
 //! waits, then finds them, instead of computing them twice).
 
 use super::key::{PassKey, Recording};
-use super::segment::{MappedSegment, Provenance, SegmentProblem, SegmentWriter};
+use super::segment::{MappedSegment, Provenance, SegmentProblem, SegmentWriter, PARTIAL};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -45,9 +45,16 @@ impl PassFolder {
 
     /// Wait until no other process adds rows here, then hold that right until the returned
     /// file is dropped.
+    /// Half-written files left by a process that died are removed then (only a builder
+    /// writes, so none is being written).
     pub fn building(&self) -> io::Result<File> {
         let lock = lock_file(&self.path.join(BUILDING))?;
         lock.lock()?;
+        for entry in std::fs::read_dir(&self.path)?.filter_map(|e| e.ok()) {
+            if entry.file_name().to_string_lossy().ends_with(PARTIAL) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(lock)
     }
 

@@ -20,6 +20,9 @@ pub const FORMAT: &str = "gridsearch-activations-1";
 /// safetensors allows) so the rows can be written before their count is known.
 const HEADER_SPACE: usize = 4096;
 
+/// How a segment's temporary file ends, until it is renamed into place.
+pub const PARTIAL: &str = ".partial";
+
 /// An image's identity: the SHA-256 of its file's bytes.
 pub type ImageId = [u8; 32];
 
@@ -79,7 +82,7 @@ impl SegmentWriter {
             .file_name()
             .unwrap_or_default()
             .to_string_lossy();
-        let temporary = destination.with_file_name(format!(".{name}.partial"));
+        let temporary = destination.with_file_name(format!(".{name}{PARTIAL}"));
         let mut file = BufWriter::new(File::create(&temporary)?);
         file.write_all(&[b' '; HEADER_SPACE])?;
         Ok(SegmentWriter {
@@ -92,15 +95,17 @@ impl SegmentWriter {
         })
     }
 
-    /// Append `rows` ([k, ...] f32, one per id, on any device) of the images `ids`.
-    pub fn append(&mut self, ids: &[ImageId], rows: &Tensor) -> anyhow::Result<()> {
+    /// Append the rows `picked` of `rows` ([k, ...] f32, on any device): those of the images
+    /// `ids`, one per picked row.
+    pub fn append(&mut self, ids: &[ImageId], rows: &Tensor, picked: &[u32]) -> anyhow::Result<()> {
         let dims = &rows.dims()[1..];
         match &self.row_dims {
             None => self.row_dims = Some(dims.to_vec()),
             Some(known) => anyhow::ensure!(known == dims, "rows of another shape"),
         }
-        anyhow::ensure!(rows.dim(0)? == ids.len(), "one row per image");
+        anyhow::ensure!(picked.len() == ids.len(), "one row per image");
         let values: Vec<f32> = rows
+            .index_select(&Tensor::new(picked, rows.device())?, 0)?
             .to_dtype(DType::F32)?
             .flatten_all()?
             .to_device(&Device::Cpu)?
@@ -334,7 +339,7 @@ mod tests {
         let mut writer = SegmentWriter::create(dir.join("block14.1.safetensors")).unwrap();
         for (i, row) in rows.iter().enumerate() {
             let t = Tensor::new(&[[*row]], &Device::Cpu).unwrap();
-            writer.append(&[[i as u8; 32]], &t).unwrap();
+            writer.append(&[[i as u8; 32]], &t, &[0]).unwrap();
         }
         writer.finish(&provenance()).unwrap()
     }
@@ -405,8 +410,8 @@ mod tests {
     fn an_unfinished_writer_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = SegmentWriter::create(dir.path().join("pooled.1.safetensors")).unwrap();
-        let t = Tensor::new(&[[1f32]], &Device::Cpu).unwrap();
-        writer.append(&[[7; 32]], &t).unwrap();
+        let t = Tensor::new(&[[1f32], [2.0]], &Device::Cpu).unwrap();
+        writer.append(&[[7; 32]], &t, &[1]).unwrap();
         drop(writer);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

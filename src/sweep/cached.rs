@@ -8,11 +8,10 @@ use crate::data::decode::{decode_file, Skipped};
 use crate::data::stream::Streamed;
 use crate::digest::{file_sha256, sha256_of};
 use crate::model::frozen::FrozenForward;
-use crate::model::{Device, Recorded};
+use crate::model::Device;
 use crate::scheduler::{Progress, Work};
 use crate::train::features::{stop_on_cancel, SharedActivations};
 use crate::train::rows::{RecordedRows, Rows};
-use candle_core::Tensor;
 use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -190,11 +189,12 @@ impl CachedPass<'_> {
                                 kept_ids.push(id);
                             }
                         }
-                        let rows = recorded_rows(&recorded, recordings[r])?;
-                        let rows =
-                            rows.index_select(&Tensor::new(keep.as_slice(), rows.device())?, 0)?;
+                        let rows = match recordings[r] {
+                            Recording::Pooled => &recorded.pooled,
+                            Recording::Block(b) => recorded.input_of(b)?,
+                        };
                         writer
-                            .append(&kept_ids, &rows)
+                            .append(&kept_ids, rows, &keep)
                             .map_err(|e| CacheTrouble(format!("cannot write to it: {e:#}")))?;
                     }
                 }
@@ -276,14 +276,6 @@ fn to_compute(ids: &[Option<ImageId>], cached: &[HashSet<ImageId>]) -> Vec<usize
             Some(id) => cached.iter().any(|c| !c.contains(&id)) && queued.insert(id),
         })
         .collect()
-}
-
-/// One recording of a batch's pass.
-fn recorded_rows(recorded: &Recorded, recording: Recording) -> anyhow::Result<&Tensor> {
-    match recording {
-        Recording::Pooled => Ok(&recorded.pooled),
-        Recording::Block(b) => recorded.input_of(b),
-    }
 }
 
 /// A file's identity, if it is a regular file that can be read (else its decode says why not).
