@@ -3,9 +3,11 @@
 use crate::inference::checkpoints::CheckpointKeeper;
 use crate::store::{Claimed, Lease, LeaseLost, Store};
 use crate::train::phases::{FineTuned, HeadPhase};
-use crate::train::{finetune_phase, head_phase, summarize, HeadGroup, Interrupted, PhaseContext};
-use crate::trial::{EpochMetrics, TrialRecord, TrialState};
-use std::collections::{HashMap, VecDeque};
+use crate::train::{
+    finetune_phase, head_phase, summarize, HeadGroup, Interrupted, PhaseContext, Plan,
+};
+use crate::trial::{EpochMetrics, TrialRecord, TrialSpec, TrialState};
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -114,8 +116,7 @@ pub fn run_sweep(
 }
 
 /// One worker: take head groups off the queue until it is empty or the user interrupts; then,
-/// where leases expire (PostgreSQL), wait for the groups other workers still hold, and run
-/// those whose lease ran out (their worker died or lost its network).
+/// where leases expire (PostgreSQL), adopt the trials whose worker died or was cut off.
 fn work(
     ctx: &PhaseContext,
     destination: Destination,
@@ -125,19 +126,21 @@ fn work(
 ) -> anyhow::Result<SweepSummary> {
     let mut store = Store::open(destination.db)?;
     let mut summary = SweepSummary::default();
-    let mut held_elsewhere: VecDeque<HeadGroup> = VecDeque::new();
+    let mut adopted: VecDeque<HeadGroup> = VecDeque::new();
     while !ctx.cancel.load(Ordering::Relaxed) {
         let next = queue.lock().expect("queue lock").pop_front();
+        let next = next.or_else(|| adopted.pop_front());
         let group = match next {
             Some(group) => group,
             None => {
-                match wait_for_leases(&mut store, destination, &mut held_elsewhere, ctx.cancel)? {
+                adopted = wait_for_expired_leases(ctx, &mut store, destination.study_id)?;
+                match adopted.pop_front() {
                     Some(group) => group,
                     None => break,
                 }
             }
         };
-        let all_claimed = run_group(
+        run_group(
             ctx,
             &mut store,
             destination,
@@ -146,49 +149,47 @@ fn work(
             progress,
             &mut summary,
         )?;
-        if !all_claimed {
-            held_elsewhere.push_back(group);
-        }
     }
     Ok(summary)
 }
 
-/// The next of `groups` with a pending trial, after waiting while other workers hold their
-/// unfinished trials (recovering those whose lease expired); `None` when every trial of them is
-/// finished, when the store's leases do not expire (SQLite: no waiting), or on Ctrl-C.
-fn wait_for_leases(
+/// While other workers hold trials of the study under leases that expire (PostgreSQL), look
+/// again every poll interval, recovering expired leases, until some trial is pending that this
+/// worker's frozen work can train: those trials, as head groups. Empty when nothing is left to
+/// wait for, when leases do not expire (SQLite: no waiting), or on Ctrl-C.
+fn wait_for_expired_leases(
+    ctx: &PhaseContext,
     store: &mut Store,
-    destination: Destination,
-    groups: &mut VecDeque<HeadGroup>,
-    cancel: &AtomicBool,
-) -> anyhow::Result<Option<HeadGroup>> {
+    study_id: i64,
+) -> anyhow::Result<VecDeque<HeadGroup>> {
     let Some(interval) = store.lease_poll_interval() else {
-        return Ok(None);
+        return Ok(VecDeque::new());
+    };
+    let info = ctx.backbone.info();
+    let recorded = &ctx.bank.train.frozen.boundaries;
+    let trainable = |t: &TrialRecord| {
+        let depth = t.settings.unfreeze_depth;
+        depth == 0 || recorded.contains_key(&info.boundary_of(depth))
     };
     loop {
-        let states: HashMap<String, TrialState> = store
-            .trials(destination.study_id)?
-            .into_iter()
-            .map(|t| (t.key, t.state))
+        let trials = store.trials(study_id)?;
+        let pending: Vec<TrialSpec> = trials
+            .iter()
+            .filter(|t| t.state == TrialState::Pending && trainable(t))
+            .map(|t| TrialSpec {
+                key: t.key.clone(),
+                params: t.params.clone(),
+                settings: t.settings.clone(),
+            })
             .collect();
-        let state_of = |key: &String| states.get(key).copied().unwrap_or(TrialState::Complete);
-        groups.retain(|g| {
-            g.trials
-                .iter()
-                .any(|t| matches!(state_of(&t.key), TrialState::Pending | TrialState::Running))
-        });
-        let ready = groups.iter().position(|g| {
-            g.trials
-                .iter()
-                .any(|t| state_of(&t.key) == TrialState::Pending)
-        });
-        if let Some(i) = ready {
-            return Ok(groups.remove(i));
+        if !pending.is_empty() {
+            return Ok(Plan::new(&pending, info).groups.into());
         }
-        if groups.is_empty() || !sleep_unless_cancelled(interval, cancel) {
-            return Ok(None);
+        let held_elsewhere = trials.iter().any(|t| t.state == TrialState::Running);
+        if !held_elsewhere || !sleep_unless_cancelled(interval, ctx.cancel) {
+            return Ok(VecDeque::new());
         }
-        store.recover_expired_leases(destination.study_id)?;
+        store.recover_expired_leases(study_id)?;
     }
 }
 
@@ -225,9 +226,7 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "host".into())
 }
 
-/// Claim a group's pending trials and train them, counting into `summary`; returns whether
-/// every trial of the group was claimed (false: others hold some, or they are finished). A
-/// lost lease drops the group's trials (another worker runs them); if the store fails midway,
+/// Claim a group's pending trials and train them, counting into `summary`. A lost lease drops the group's trials (another worker runs them); if the store fails midway,
 /// the claimed trials still running are put back to pending before the error goes up.
 fn run_group(
     ctx: &PhaseContext,
@@ -237,12 +236,11 @@ fn run_group(
     worker: &str,
     progress: &dyn Progress,
     summary: &mut SweepSummary,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<()> {
     let keys: Vec<String> = group.trials.iter().map(|t| t.key.clone()).collect();
     let claimed = store.claim(destination.study_id, &keys, worker)?;
-    let all_claimed = claimed.len() == keys.len();
     if claimed.is_empty() {
-        return Ok(all_claimed);
+        return Ok(());
     }
     let before = *summary;
     let result = train_group(
@@ -266,7 +264,7 @@ fn run_group(
         progress.advance(dropped);
         progress.message(&format!("warning: {e}"));
     }
-    Ok(all_claimed)
+    Ok(())
 }
 
 /// One head phase, then every claimed trial of the group branches from it.

@@ -59,8 +59,16 @@ impl Database {
         }
     }
 
+    /// A connection to the schema (tried for half a minute: the server may be restarting).
     pub fn client(&self) -> postgres::Client {
-        let mut client = postgres::Client::connect(&self.base, postgres::NoTls).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut client = loop {
+            match postgres::Client::connect(&self.base, postgres::NoTls) {
+                Ok(client) => break client,
+                Err(e) if std::time::Instant::now() > deadline => panic!("test server: {e}"),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+            }
+        };
         client
             .batch_execute(&format!("SET search_path = {}", self.schema))
             .unwrap();
@@ -100,6 +108,18 @@ impl Drop for Database {
             let _ = client.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema));
         }
     }
+}
+
+/// How many connections gridsearch processes hold on the server now.
+pub fn gridsearch_connections(database: &Database) -> i64 {
+    database
+        .client()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'gridsearch'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
 }
 
 /// Restart the test server (`pg_ctl restart`, as the owner of its data folder), waiting until
