@@ -94,6 +94,22 @@ impl Postgres {
         }
     }
 
+    /// [`Postgres::with_client`] for a write that must be on disk when it returns (a claim, a
+    /// result, a failure): one transaction that waits for its commit to be flushed.
+    fn durably<T>(
+        &self,
+        doing: &str,
+        mut operation: impl FnMut(&mut postgres::Transaction<'_>) -> Result<T, postgres::Error>,
+    ) -> anyhow::Result<T> {
+        self.with_client(doing, |client| {
+            let mut tx = client.transaction()?;
+            tx.batch_execute("SET LOCAL synchronous_commit = on")?;
+            let value = operation(&mut tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+    }
+
     /// Connect again, every half second until [`RECONNECT_FOR`] after `started`.
     fn reconnect(&self, started: Instant) -> anyhow::Result<()> {
         loop {
@@ -126,11 +142,17 @@ fn connect(target: &PostgresTarget, read_only: bool) -> anyhow::Result<Client> {
         .map_err(|e| connect_error(target, e))?
         .get(0);
     check_server_version(target, version.trim().parse().unwrap_or(0))?;
-    if read_only {
-        client
-            .batch_execute("SET default_transaction_read_only = on")
-            .map_err(|e| connect_error(target, e))?;
-    }
+    // Epoch rows and heartbeats do not wait for the disk (a server crash may lose the last
+    // few, never corrupt anything); claims, results and failures do (see `durably`), and
+    // their flush makes every earlier write of the session durable too.
+    let session = if read_only {
+        "SET default_transaction_read_only = on"
+    } else {
+        "SET synchronous_commit = off"
+    };
+    client
+        .batch_execute(session)
+        .map_err(|e| connect_error(target, e))?;
     Ok(client)
 }
 

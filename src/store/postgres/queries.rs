@@ -45,7 +45,7 @@ impl Backend for Postgres {
             ") ON CONFLICT (name) DO UPDATE SET grid_toml = excluded.grid_toml \
              RETURNING id, name, grid_toml, created_at"
         );
-        let row = self.with_client("adding a study", |c| {
+        let row = self.durably("adding a study", |c| {
             c.query_one(sql, &[&name, &grid_toml, &fingerprint])
         })?;
         Ok(study_from_row(&row))
@@ -70,7 +70,7 @@ impl Backend for Postgres {
             params.push(serde_json::to_string(&spec.params)?);
             settings.push(serde_json::to_string(&spec.settings)?);
         }
-        let added = self.with_client("adding trials", |c| {
+        let added = self.durably("adding trials", |c| {
             c.execute(
                 "INSERT INTO trials (study_id, trial_key, params_json, settings_json, state) \
                  SELECT $1, k, p, s, 'pending' FROM unnest($2::text[], $3::text[], $4::text[]) \
@@ -102,7 +102,7 @@ impl Backend for Postgres {
         );
         let lease = self.lease.as_secs_f64();
         let keys = keys.to_vec();
-        let rows = self.with_client("claiming trials", |c| {
+        let rows = self.durably("claiming trials", |c| {
             c.query(&sql, &[&study_id, &keys, &worker, &lease])
         })?;
         rows.iter()
@@ -147,7 +147,7 @@ impl Backend for Postgres {
         _is_dead: &dyn Fn(&str) -> bool,
     ) -> anyhow::Result<Recovered> {
         let max_attempts = i32::try_from(max_attempts)?;
-        self.with_client("recording the study's attempt limit", |c| {
+        self.durably("recording the study's attempt limit", |c| {
             c.execute(
                 "UPDATE studies SET max_attempts = $2 WHERE id = $1",
                 &[&study_id, &max_attempts],
@@ -177,7 +177,7 @@ impl Backend for Postgres {
              SELECT (SELECT count(*) FROM requeued), (SELECT count(*) FROM failed)",
             now = now_text!()
         );
-        let row = self.with_client("recovering expired leases", |c| {
+        let row = self.durably("recovering expired leases", |c| {
             c.query_one(&sql, &[&study_id])
         })?;
         Ok(Recovered {
@@ -231,7 +231,7 @@ impl Backend for Postgres {
             now_text!(),
             " WHERE id = $1 AND attempts = $2 AND state = 'running'"
         );
-        let changed = self.with_client("recording a result", |c| {
+        let changed = self.durably("recording a result", |c| {
             c.execute(
                 sql,
                 &[
@@ -260,7 +260,7 @@ impl Backend for Postgres {
             now_text!(),
             " WHERE id = $1 AND attempts = $2 AND state = 'running'"
         );
-        let changed = self.with_client("recording a failure", |c| {
+        let changed = self.durably("recording a failure", |c| {
             c.execute(sql, &[&lease.trial_id, &lease.attempt, &error])
         })?;
         ensure_lease_held(changed, lease)
@@ -268,7 +268,7 @@ impl Backend for Postgres {
 
     fn release(&mut self, leases: &[Lease]) -> anyhow::Result<()> {
         let (ids, attempts) = lease_columns(leases);
-        self.with_client("releasing trials", |c| {
+        self.durably("releasing trials", |c| {
             c.execute(
                 "WITH released AS ( \
                      UPDATE trials SET state = 'pending', worker = NULL, started_at = NULL, \
