@@ -107,3 +107,27 @@ fn each_bad_postgres_url_is_one_line_naming_the_host_with_exit_2_and_nothing_wri
         "nothing written on the server"
     );
 }
+
+#[test]
+fn a_lease_that_is_not_a_number_of_seconds_is_refused_before_anything_is_written() {
+    let Some(base) = url() else { return };
+    let database = common::postgres::Database::new(&base);
+    let dir = tempfile::tempdir().unwrap();
+    let grid = write(
+        &dir.path().join("grid.toml"),
+        &grid_text("lease", (4, 2), "learning_rate = [1e-3]"),
+    );
+    for bad in ["abc", "0", "-5", "inf"] {
+        let out = command(&database.url, &["run", &grid.display().to_string()])
+            .env("GRIDSEARCH_LEASE_SECONDS", bad)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let line = refused(&out, bad);
+        assert_eq!(
+            line,
+            format!("error: GRIDSEARCH_LEASE_SECONDS={bad}: not a number of seconds > 0")
+        );
+    }
+    assert_eq!(database.table_count(), 0, "nothing written on the server");
+}
