@@ -113,8 +113,9 @@ pub(super) fn is_connection_lost(error: &postgres::Error) -> bool {
             let code = db.code().code();
             code.starts_with("08") || code.starts_with("57P")
         }
-        // No answer from the server at all: an I/O failure of the connection.
-        None => error.code().is_none(),
+        // No answer from the server at all: an I/O failure of the connection (not, say, a
+        // value that does not convert, which no new connection would mend).
+        None => std::error::Error::source(error).is_some_and(|cause| cause.is::<std::io::Error>()),
     }
 }
 
