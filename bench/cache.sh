@@ -84,29 +84,29 @@ p1=$!
 "$bin" --db "$work/c.db" run "$work/two.toml" 2> "$work/c2.err" > /dev/null &
 p2=$!
 declare -A rss_peak=([$p1]=0 [$p2]=0) anon_peak=([$p1]=0 [$p2]=0)
-start=$(date +%s.%N)
+start=$(date +%s%N)
 while kill -0 "$p1" 2> /dev/null || kill -0 "$p2" 2> /dev/null; do
     sum=0
     for p in $p1 $p2; do
         [ -r "/proc/$p/smaps_rollup" ] || continue
-        read -r rss pss anon < <(awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } /^Anonymous:/ { a = $2 } END { print r + 0, p + 0, a + 0 }' "/proc/$p/smaps_rollup" 2> /dev/null || echo "0 0 0")
+        read -r rss pss anon < <(awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } /^Anonymous:/ { a = $2 } END { print r + 0, p + 0, a + 0 }' "/proc/$p/smaps_rollup" 2> /dev/null || echo "0 0 0") || continue
         sum=$((sum + pss))
-        [ "$rss" -gt "${rss_peak[$p]}" ] && rss_peak[$p]=$rss
-        [ "$anon" -gt "${anon_peak[$p]}" ] && anon_peak[$p]=$anon
+        if [ "$rss" -gt "${rss_peak[$p]}" ]; then rss_peak[$p]=$rss; fi
+        if [ "$anon" -gt "${anon_peak[$p]}" ]; then anon_peak[$p]=$anon; fi
     done
-    [ "$sum" -gt "$pss_peak" ] && pss_peak=$sum
+    if [ "$sum" -gt "$pss_peak" ]; then pss_peak=$sum; fi
     sleep 0.2
 done
 wait "$p1" "$p2"
-end=$(date +%s.%N)
-echo "(c) two processes, one database: wall $(echo "$end - $start" | bc) s, load $(load)"
+end=$(date +%s%N)
+echo "(c) two processes, one database: wall $(( (end - start) / 1000000000 )) s, load $(load)"
 for p in $p1 $p2; do
     echo "    pid $p: peak RSS $((rss_peak[$p] / 1024)) MB (of it anonymous $((anon_peak[$p] / 1024)) MB)"
 done
 echo "    peak PSS of both together: $((pss_peak / 1024)) MB (the cache: $(du -sm "$work/cache" | cut -f1) MB)"
 for e in c1 c2; do echo "    $(grep '^backbone pass:' "$work/$e.err" || echo "$e: no backbone pass")"; done
 trials=$(python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute(\"select count(*), count(distinct worker) from trials where state='complete'\").fetchone())" "$work/c.db")
-echo "    complete trials, workers: $trials"
+echo "    (complete trials, distinct workers): $trials"
 
 # (d) the frozen pass alone, no cache: peak RSS at $small and $images images.
 for n in "$small" "$images"; do

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "gridsearch", version, about, long_about = None)]
 pub struct Cli {
-    /// SQLite database that keeps every study, trial and epoch.
+    /// The database that keeps every study, trial and epoch: a SQLite file on this machine, or
+    /// a PostgreSQL URL (postgres://user@host[:port]/dbname; the password in the URL or in
+    /// PGPASSWORD) that workers on many machines share.
     #[arg(long, global = true, default_value = "runs/gridsearch.db")]
     pub db: PathBuf,
     /// Print only results and errors (no progress bars).
@@ -75,6 +77,8 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
     #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
     pub device: DeviceArg,
 }
 
@@ -136,6 +140,8 @@ pub struct ReportArgs {
     /// (default path: reports/<study>.html).
     #[arg(long, value_name = "PATH", num_args = 0..=1)]
     pub html: Option<Option<PathBuf>>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +152,8 @@ pub struct StatusArgs {
     /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Where exported models go, and where `predict` and `serve` read them.
@@ -159,6 +167,8 @@ pub struct ExportArgs {
     /// Folder to write one model folder per study into.
     #[arg(long, default_value = DEFAULT_MODELS)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -271,6 +281,15 @@ pub struct ServeArgs {
     pub embedding: EmbeddingArgs,
     #[command(flatten)]
     pub device: DeviceArg,
+}
+
+/// How the --db store may be opened.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Use a SQLite --db on a network filesystem (NFS, SMB, FUSE...) all the same: only safe
+    /// when no other machine opens the file (several machines: use a PostgreSQL URL).
+    #[arg(long)]
+    pub allow_network_fs: bool,
 }
 
 /// Where the tensors live.

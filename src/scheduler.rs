@@ -1,15 +1,17 @@
 //! Runs a plan's head groups on a pool of workers: claims, epochs, outcomes, Ctrl-C, progress.
 
 use crate::inference::checkpoints::CheckpointKeeper;
-use crate::store::Store;
+use crate::store::{Claimed, Lease, LeaseLost, Store};
 use crate::train::phases::{FineTuned, HeadPhase};
-use crate::train::{finetune_phase, head_phase, summarize, HeadGroup, Interrupted, PhaseContext};
-use crate::trial::{EpochMetrics, TrialRecord};
+use crate::train::{
+    finetune_phase, head_phase, summarize, HeadGroup, Interrupted, PhaseContext, Plan,
+};
+use crate::trial::{EpochMetrics, TrialRecord, TrialSpec, TrialState};
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The kinds of long work a caller may want to show progress of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,8 @@ pub struct SweepSummary {
     pub failed: usize,
     /// Trials put back to pending because the user interrupted.
     pub released: usize,
+    /// Trials this worker stopped because its lease was lost (another worker ran them).
+    pub dropped: usize,
 }
 
 impl SweepSummary {
@@ -58,6 +62,7 @@ impl SweepSummary {
         self.completed += other.completed;
         self.failed += other.failed;
         self.released += other.released;
+        self.dropped += other.dropped;
     }
 }
 
@@ -109,7 +114,8 @@ pub fn run_sweep(
     Ok(total)
 }
 
-/// One worker: take head groups off the queue until it is empty or the user interrupts.
+/// One worker: take head groups off the queue until it is empty or the user interrupts; then,
+/// where leases expire (PostgreSQL), adopt the trials whose worker died or was cut off.
 fn work(
     ctx: &PhaseContext,
     destination: Destination,
@@ -119,19 +125,83 @@ fn work(
 ) -> anyhow::Result<SweepSummary> {
     let mut store = Store::open(destination.db)?;
     let mut summary = SweepSummary::default();
+    let mut adopted: VecDeque<HeadGroup> = VecDeque::new();
     while !ctx.cancel.load(Ordering::Relaxed) {
         let next = queue.lock().expect("queue lock").pop_front();
-        let Some(group) = next else { break };
-        summary.add(run_group(
+        let next = next.or_else(|| adopted.pop_front());
+        let group = match next {
+            Some(group) => group,
+            None => {
+                adopted = wait_for_expired_leases(ctx, &mut store, destination.study_id)?;
+                match adopted.pop_front() {
+                    Some(group) => group,
+                    None => break,
+                }
+            }
+        };
+        run_group(
             ctx,
             &mut store,
             destination,
             &group,
             name,
             progress,
-        )?);
+            &mut summary,
+        )?;
     }
     Ok(summary)
+}
+
+/// While other workers hold trials of the study under leases that expire (PostgreSQL), look
+/// again every poll interval, recovering expired leases, until some trial is pending that this
+/// worker's frozen work can train: those trials, as head groups. Empty when nothing is left to
+/// wait for, when leases do not expire (SQLite: no waiting), or on Ctrl-C.
+fn wait_for_expired_leases(
+    ctx: &PhaseContext,
+    store: &mut Store,
+    study_id: i64,
+) -> anyhow::Result<VecDeque<HeadGroup>> {
+    let Some(interval) = store.lease_poll_interval() else {
+        return Ok(VecDeque::new());
+    };
+    let info = ctx.backbone.info();
+    let recorded = &ctx.bank.train.frozen.boundaries;
+    let trainable = |t: &TrialRecord| {
+        let depth = t.settings.unfreeze_depth;
+        depth == 0 || recorded.contains_key(&info.boundary_of(depth))
+    };
+    loop {
+        let trials = store.trials(study_id)?;
+        let pending: Vec<TrialSpec> = trials
+            .iter()
+            .filter(|t| t.state == TrialState::Pending && trainable(t))
+            .map(|t| TrialSpec {
+                key: t.key.clone(),
+                params: t.params.clone(),
+                settings: t.settings.clone(),
+            })
+            .collect();
+        if !pending.is_empty() {
+            return Ok(Plan::new(&pending, info).groups.into());
+        }
+        let held_elsewhere = trials.iter().any(|t| t.state == TrialState::Running);
+        if !held_elsewhere || !sleep_unless_cancelled(interval, ctx.cancel) {
+            return Ok(VecDeque::new());
+        }
+        store.recover_expired_leases(study_id)?;
+    }
+}
+
+/// Sleep for `duration` in short steps; false when Ctrl-C came first.
+fn sleep_unless_cancelled(duration: Duration, cancel: &AtomicBool) -> bool {
+    let until = Instant::now() + duration;
+    while Instant::now() < until {
+        if cancel.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+    !cancel.load(Ordering::Relaxed)
 }
 
 /// Whether a worker name (`host-pid-index`) belongs to a process on this host that has
@@ -155,8 +225,8 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "host".into())
 }
 
-/// Claim a group's pending trials and train them; if the store fails midway, the claimed
-/// trials still running are put back to pending before the error goes up.
+/// Claim a group's pending trials and train them, counting into `summary`. A lost lease drops the group's trials (another worker runs them); if the store fails midway,
+/// the claimed trials still running are put back to pending before the error goes up.
 fn run_group(
     ctx: &PhaseContext,
     store: &mut Store,
@@ -164,18 +234,36 @@ fn run_group(
     group: &HeadGroup,
     worker: &str,
     progress: &dyn Progress,
-) -> anyhow::Result<SweepSummary> {
+    summary: &mut SweepSummary,
+) -> anyhow::Result<()> {
     let keys: Vec<String> = group.trials.iter().map(|t| t.key.clone()).collect();
     let claimed = store.claim(destination.study_id, &keys, worker)?;
     if claimed.is_empty() {
-        return Ok(SweepSummary::default());
+        return Ok(());
     }
-    let result = train_group(ctx, store, destination.checkpoints, &claimed, progress);
-    if result.is_err() {
-        let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
-        let _ = store.release(&ids);
+    let before = *summary;
+    let result = train_group(
+        ctx,
+        store,
+        destination.checkpoints,
+        &claimed,
+        progress,
+        summary,
+    );
+    if let Err(e) = result {
+        let leases: Vec<Lease> = claimed.iter().map(|c| c.lease).collect();
+        let release = store.release(&leases);
+        if e.downcast_ref::<LeaseLost>().is_none() {
+            return Err(e);
+        }
+        release?;
+        let finished = summary.completed + summary.failed - before.completed - before.failed;
+        let dropped = claimed.len() - finished;
+        summary.dropped += dropped;
+        progress.advance(dropped);
+        progress.message(&format!("warning: {e}"));
     }
-    result
+    Ok(())
 }
 
 /// One head phase, then every claimed trial of the group branches from it.
@@ -183,43 +271,45 @@ fn train_group(
     ctx: &PhaseContext,
     store: &mut Store,
     checkpoints: &CheckpointKeeper,
-    claimed: &[TrialRecord],
+    claimed: &[Claimed],
     progress: &dyn Progress,
-) -> anyhow::Result<SweepSummary> {
-    let mut summary = SweepSummary::default();
-    let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
+    summary: &mut SweepSummary,
+) -> anyhow::Result<()> {
+    let leases: Vec<Lease> = claimed.iter().map(|c| c.lease).collect();
+    let first = &claimed[0].trial;
     let started = Instant::now();
-    progress.message(&format!("head phase {}", describe(&claimed[0])));
+    progress.message(&format!("head phase {}", describe(first)));
     let mut record_head_epoch = |m: &EpochMetrics| {
-        for &id in &ids {
-            store.record_epoch(id, m)?;
+        for lease in &leases {
+            store.record_epoch(lease, m)?;
         }
-        store.heartbeat(&ids)
+        store.heartbeat(&leases)
     };
-    let head = guarded(|| head_phase(ctx, &claimed[0].settings, &mut record_head_epoch));
+    let head = guarded(|| head_phase(ctx, &first.settings, &mut record_head_epoch));
     let head = match head {
         Ok(head) => head,
         Err(e) if e.is::<Interrupted>() => {
-            store.release(&ids)?;
-            summary.released = ids.len();
-            return Ok(summary);
+            store.release(&leases)?;
+            summary.released += leases.len();
+            return Ok(());
         }
+        Err(e) if e.downcast_ref::<LeaseLost>().is_some() => return Err(e),
         Err(e) => {
-            for &id in &ids {
-                store.fail_trial(id, &format!("head phase: {e:#}"))?;
+            for lease in &leases {
+                store.fail_trial(lease, &format!("head phase: {e:#}"))?;
+                summary.failed += 1;
                 progress.advance(1);
             }
-            summary.failed = ids.len();
-            return Ok(summary);
+            return Ok(());
         }
     };
     let head_seconds = started.elapsed().as_secs_f64();
-    for (i, trial) in claimed.iter().enumerate() {
+    for (i, Claimed { trial, lease }) in claimed.iter().enumerate() {
         progress.message(&format!("fine-tune {}", describe(trial)));
         let mut record = |m: &EpochMetrics| {
-            store.record_epoch(trial.id, m)?;
+            store.record_epoch(lease, m)?;
             // The whole group's claim stays alive while its branches train one by one.
-            store.heartbeat(&ids[i..])
+            store.heartbeat(&leases[i..])
         };
         let tuned = guarded(|| branch(ctx, trial, &head, &mut record));
         match tuned {
@@ -227,27 +317,25 @@ fn train_group(
                 let epochs = tuned.as_ref().map_or(&[][..], |t| &t.epochs);
                 let seconds = head_seconds + epochs.iter().map(|e| e.seconds).sum::<f64>();
                 let all: Vec<EpochMetrics> = head.epochs.iter().chain(epochs).cloned().collect();
-                store.complete_trial(
-                    trial.id,
-                    &summarize(&all, trial.settings.objective, seconds),
-                )?;
+                store.complete_trial(lease, &summarize(&all, trial.settings.objective, seconds))?;
                 let model = tuned.as_ref().map_or(&head.model, |t| &t.model);
                 checkpoints.offer(store, trial, model, &ctx.bank.val)?;
                 summary.completed += 1;
             }
             Err(e) if e.is::<Interrupted>() => {
-                store.release(&ids[i..])?;
-                summary.released += ids.len() - i;
+                store.release(&leases[i..])?;
+                summary.released += leases.len() - i;
                 break;
             }
+            Err(e) if e.downcast_ref::<LeaseLost>().is_some() => return Err(e),
             Err(e) => {
-                store.fail_trial(trial.id, &format!("{e:#}"))?;
+                store.fail_trial(lease, &format!("{e:#}"))?;
                 summary.failed += 1;
             }
         }
         progress.advance(1);
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// A trial's own training after the shared head phase: its fine-tune phase, or none.

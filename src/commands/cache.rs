@@ -13,7 +13,7 @@ pub fn run(args: &CacheArgs, db: &Path) -> anyhow::Result<Exit> {
     let dir = args
         .cache_dir
         .clone()
-        .unwrap_or_else(|| crate::cache::default_dir(db));
+        .unwrap_or_else(|| crate::cache::default_dir(&crate::store::local_folder(db)));
     let unreadable = |e: std::io::Error| InputError::new(format!("{}: {e}", dir.display()));
     let max_bytes = match (args.clear, args.max_size) {
         (true, _) => Some(0),

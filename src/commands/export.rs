@@ -9,12 +9,15 @@ use crate::inference::checkpoints::{file_of, study_dir};
 use crate::inference::SavedModel;
 use crate::path_name::path_safe_name;
 use crate::ranking::best_first;
-use crate::store::Store;
+use crate::store::{refuse_network_filesystem, shown_location, Store};
 use crate::trial::StudyRecord;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub fn run(args: &ExportArgs, db: &Path) -> anyhow::Result<Exit> {
+    // From here on the URL is shown without its password.
+    let db = &shown_location(db);
+    refuse_network_filesystem(db, args.store.allow_network_fs)?;
     let store = Store::open_read_only(db)?;
     let studies = chosen_studies(&store, db, &args.studies)?;
     let device = crate::model::default_device()?;

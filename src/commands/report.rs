@@ -5,11 +5,14 @@ use crate::cli::ReportArgs;
 use crate::error::InputError;
 use crate::path_name::path_safe_name;
 use crate::report::{build_with_epochs, html, render, Format};
-use crate::store::Store;
+use crate::store::{refuse_network_filesystem, shown_location, Store};
 use crate::trial::StudyRecord;
 use std::path::{Path, PathBuf};
 
 pub fn run(args: &ReportArgs, db: &Path) -> anyhow::Result<Exit> {
+    // From here on the URL is shown without its password.
+    let db = &shown_location(db);
+    refuse_network_filesystem(db, args.store.allow_network_fs)?;
     let format: Format = args.format.parse()?;
     let store = Store::open_read_only(db)?;
     let name = args.study.as_ref().or(args.study_name.as_ref());

@@ -6,13 +6,16 @@ use crate::cache;
 use crate::cli::RunArgs;
 use crate::grid::Grid;
 use crate::report::{build, render, Format};
-use crate::store::Store;
+use crate::store::{local_folder, refuse_network_filesystem, shown_location, Store};
 use crate::sweep::{self, BackbonePass, CachedPass, Event, FrozenSource, Settings};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
+    // From here on the URL is shown without its password.
+    let db = &shown_location(db);
+    refuse_network_filesystem(db, args.store.allow_network_fs)?;
     let device = crate::model::select_device(args.device.device.as_deref())?;
     let grids = args
         .grids
@@ -42,7 +45,7 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
         dir: args
             .cache_dir
             .clone()
-            .unwrap_or_else(|| cache::default_dir(db)),
+            .unwrap_or_else(|| cache::default_dir(&local_folder(db))),
         device: &device,
     };
     let source: &dyn FrozenSource = match args.no_cache {
@@ -57,6 +60,13 @@ pub fn run(args: &RunArgs, db: &Path, quiet: bool) -> anyhow::Result<Exit> {
         &Bars::new(quiet),
         &mut |event| say(&event, quiet),
     )?;
+    if total.dropped > 0 {
+        eprintln!(
+            "warning: {} trials stopped here: their lease was lost while this worker was cut \
+             off (another worker runs them; nothing was counted twice)",
+            total.dropped
+        );
+    }
     if cancel.load(Ordering::SeqCst) {
         eprintln!(
             "interrupted: {} running trials put back to pending; run the same command again to resume",

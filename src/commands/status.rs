@@ -4,11 +4,14 @@ use super::report::find_study;
 use super::Exit;
 use crate::cli::StatusArgs;
 use crate::report::status::{render, status};
-use crate::store::Store;
+use crate::store::{refuse_network_filesystem, shown_location, Store};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn run(args: &StatusArgs, db: &Path) -> anyhow::Result<Exit> {
+    // From here on the URL is shown without its password.
+    let db = &shown_location(db);
+    refuse_network_filesystem(db, args.store.allow_network_fs)?;
     let store = Store::open_read_only(db)?;
     let study = find_study(&store, db, args.study_name.as_deref())?;
     let trials = store.trials(study.id)?;

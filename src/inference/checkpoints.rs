@@ -11,10 +11,10 @@ use crate::train::features::Activations;
 use crate::trial::TrialRecord;
 use std::path::{Path, PathBuf};
 
-/// Where a study's checkpoints live: `<database folder>/checkpoints/<study>/<trial key>.safetensors`.
+/// Where a study's checkpoints live: `<local folder>/checkpoints/<study>/<trial key>.safetensors`
+/// (the SQLite file's folder, or `runs/` for a server: `store::local_folder`).
 pub fn study_dir(db: &Path, study: &str) -> PathBuf {
-    db.parent()
-        .unwrap_or(Path::new("."))
+    crate::store::local_folder(db)
         .join("checkpoints")
         .join(path_safe_name(study))
 }

@@ -1,29 +1,32 @@
-//! The only door to SQLite: the public `Store` with its opening and write transactions, and `Recovered`.
+//! The only door to the database: the public `Store`, opened from `--db` (a SQLite file or a
+//! PostgreSQL URL), with the same operations and meaning on both.
 //!
-//! Each file has one job: `queries` holds the SQL of every operation, `schema` the schema and its
-//! migrations, `columns` how result rows are read, `rows` how stored rows become records, and
-//! `errors` the wording of failures. Only `rows` and the wording in `errors`
-//! (and `Recovered`) know nothing of SQLite; a second database would reuse them.
+//! Each file has one job: `location` reads `--db`, `backend` is what every database does,
+//! `sqlite/` and `postgres/` each hold one database's SQL, schema and error wording, `lease`
+//! the claims that every write names, `rows` how stored rows become records, and
+//! `network_fs` refuses SQLite on a network filesystem.
 
-use crate::error::InputError;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-mod columns;
-mod errors;
-mod queries;
+mod backend;
+mod lease;
+mod location;
+mod network_fs;
+mod postgres;
 mod rows;
-mod schema;
+mod sqlite;
 
-use errors::{not_sqlite_error, open_error, read_only_error, write_transaction_error};
-use schema::{check_ours, check_readable_version};
+#[cfg(test)]
+mod conformance;
 
-/// How long a statement waits for another connection's lock before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The first 16 bytes of every SQLite 3 database file.
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+use crate::trial::{EpochMetrics, StudyRecord, TrialOutcome, TrialRecord, TrialSpec};
+use backend::Backend;
+pub use lease::{Claimed, Lease, LeaseLost};
+use location::Location;
+pub use location::{local_folder, shown_location};
+pub use network_fs::refuse_network_filesystem;
 
 /// What recovering abandoned trials did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -34,144 +37,175 @@ pub struct Recovered {
     pub failed: usize,
 }
 
-/// A handle on one gridsearch database file.
+/// A handle on one gridsearch database: a SQLite file or a PostgreSQL database.
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    backend: Box<dyn Backend>,
+    /// `--db` as given, a URL without its password.
+    location: PathBuf,
 }
 
 impl Store {
     /// Open (creating if needed) a database for reading and writing, migrated to the current
-    /// schema. An existing file is first checked read-only: one that is not ours is refused
-    /// and left byte-identical (nothing, not even the journal mode, is written to it).
-    pub fn open(path: &Path) -> anyhow::Result<Store> {
-        create_parent_folders(path)?;
-        if holds_data(path)? {
-            check_ours(&open_read_only_connection(path)?, path)?;
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| open_error(path, e))?;
-        if conn.is_readonly(rusqlite::MAIN_DB)? {
-            return Err(read_only_error(path).into());
-        }
-        // Made (or swapped) by someone else since the check: check again before writing.
-        check_ours(&conn, path)?;
-        configure_for_writing(&conn).map_err(|e| open_error(path, e))?;
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
+    /// schema. A database that is not ours is refused and left as it was.
+    pub fn open(db: &Path) -> anyhow::Result<Store> {
+        let backend: Box<dyn Backend> = match Location::parse(db)? {
+            Location::Sqlite(path) => Box::new(sqlite::Sqlite::open(&path)?),
+            Location::Postgres(target) => Box::new(postgres::Postgres::open(*target)?),
         };
-        store.migrate()?;
-        Ok(store)
-    }
-
-    /// Open an existing database for reading only (reports); it must already hold the current schema.
-    pub fn open_read_only(path: &Path) -> anyhow::Result<Store> {
-        if !path.exists() {
-            return Err(InputError::new(format!(
-                "{}: no such database (run `gridsearch run GRID` first)",
-                path.display()
-            ))
-            .into());
-        }
-        holds_data(path)?;
-        let conn = open_read_only_connection(path)?;
-        let version = check_ours(&conn, path)?;
-        check_readable_version(path, version)?;
         Ok(Store {
-            conn,
-            path: path.to_path_buf(),
+            backend,
+            location: shown_location(db),
         })
     }
 
+    /// Open an existing database for reading only (reports); it must already hold the current schema.
+    pub fn open_read_only(db: &Path) -> anyhow::Result<Store> {
+        let backend: Box<dyn Backend> = match Location::parse(db)? {
+            Location::Sqlite(path) => Box::new(sqlite::Sqlite::open_read_only(&path)?),
+            Location::Postgres(target) => Box::new(postgres::Postgres::open_read_only(*target)?),
+        };
+        Ok(Store {
+            backend,
+            location: shown_location(db),
+        })
+    }
+
+    /// A PostgreSQL store whose claims hold for `lease` (tests: leases that expire at once).
+    #[cfg(test)]
+    fn open_with_lease(db: &Path, lease: Duration) -> anyhow::Result<Store> {
+        let Location::Postgres(target) = Location::parse(db)? else {
+            anyhow::bail!("{}: not a PostgreSQL URL", db.display());
+        };
+        Ok(Store {
+            backend: Box::new(postgres::Postgres::open_with_lease(*target, lease)?),
+            location: shown_location(db),
+        })
+    }
+
+    /// The database as given (a URL without its password).
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.location
     }
 
-    /// A transaction that takes the write lock at once, so it never fails half-way on a busy lock.
-    fn write_transaction(&mut self) -> anyhow::Result<Transaction<'_>> {
-        self.conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| write_transaction_error(&self.path, e))
+    /// Insert the study, or return the existing one with its grid text replaced by `grid_toml`.
+    /// An existing study keeps its first fingerprint (see [`Store::study_fingerprint`]).
+    pub fn ensure_study(
+        &mut self,
+        name: &str,
+        grid_toml: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<StudyRecord> {
+        self.backend.ensure_study(name, grid_toml, fingerprint)
+    }
+
+    /// The fingerprint the study was created with, if the study exists.
+    pub fn study_fingerprint(&self, study_id: i64) -> anyhow::Result<Option<String>> {
+        self.backend.study_fingerprint(study_id)
+    }
+
+    /// Add the trials not yet in the study as pending; returns how many were new.
+    pub fn add_trials(&mut self, study_id: i64, trials: &[TrialSpec]) -> anyhow::Result<usize> {
+        self.backend.add_trials(study_id, trials)
+    }
+
+    /// Of these keys, move those still pending to running for `worker`, each under a new
+    /// attempt (its lease), its old epochs forgotten; returns them in key order.
+    pub fn claim(
+        &mut self,
+        study_id: i64,
+        keys: &[String],
+        worker: &str,
+    ) -> anyhow::Result<Vec<Claimed>> {
+        self.backend.claim(study_id, keys, worker)
+    }
+
+    /// Mark these claims as alive now (PostgreSQL: renew their leases). [`LeaseLost`] when
+    /// one of them is no longer held.
+    pub fn heartbeat(&mut self, leases: &[Lease]) -> anyhow::Result<()> {
+        self.backend.heartbeat(leases)
+    }
+
+    /// Recover the study's running trials whose worker is gone. SQLite: those whose heartbeat
+    /// is older than `stale_after` or whose worker `is_dead` says so (one host: process ids
+    /// mean something). PostgreSQL: those whose lease expired by the server's clock. Each goes
+    /// back to pending (its epochs deleted), unless it has already been started `max_attempts`
+    /// times: then it kept taking its worker down, and is marked failed.
+    pub fn recover_abandoned(
+        &mut self,
+        study_id: i64,
+        stale_after: Duration,
+        max_attempts: u32,
+        is_dead: &dyn Fn(&str) -> bool,
+    ) -> anyhow::Result<Recovered> {
+        self.backend
+            .recover_abandoned(study_id, stale_after, max_attempts, is_dead)
+    }
+
+    /// PostgreSQL: recover the study's trials whose lease expired, with the `max_attempts` of
+    /// the last `recover_abandoned`. SQLite: nothing (recovery is at the start of a run).
+    pub fn recover_expired_leases(&mut self, study_id: i64) -> anyhow::Result<Recovered> {
+        self.backend.recover_expired_leases(study_id)
+    }
+
+    /// How often a worker with nothing to claim looks again while other workers hold
+    /// leases that may expire (PostgreSQL); `None`: it does not wait (SQLite).
+    pub fn lease_poll_interval(&self) -> Option<Duration> {
+        self.backend.lease_poll_interval()
+    }
+
+    /// Store one epoch's metrics under `lease`, replacing any earlier row for the same phase
+    /// and epoch; [`LeaseLost`] (nothing written) when the lease is no longer held.
+    pub fn record_epoch(&mut self, lease: &Lease, metrics: &EpochMetrics) -> anyhow::Result<()> {
+        self.backend.record_epoch(lease, metrics)
+    }
+
+    /// Mark the trial complete with its outcome; [`LeaseLost`] (nothing written) when the
+    /// lease is no longer held.
+    pub fn complete_trial(&mut self, lease: &Lease, outcome: &TrialOutcome) -> anyhow::Result<()> {
+        self.backend.complete_trial(lease, outcome)
+    }
+
+    /// Mark the trial failed with its error message; [`LeaseLost`] when the lease is no
+    /// longer held.
+    pub fn fail_trial(&mut self, lease: &Lease, error: &str) -> anyhow::Result<()> {
+        self.backend.fail_trial(lease, error)
+    }
+
+    /// Put interrupted running trials back to pending and forget their epochs; trials whose
+    /// lease went to another worker, and finished ones, are untouched.
+    pub fn release(&mut self, leases: &[Lease]) -> anyhow::Result<()> {
+        self.backend.release(leases)
+    }
+
+    pub fn study(&self, name: &str) -> anyhow::Result<Option<StudyRecord>> {
+        self.backend.study(name)
+    }
+
+    /// The most recently created study.
+    pub fn latest_study(&self) -> anyhow::Result<Option<StudyRecord>> {
+        self.backend.latest_study()
+    }
+
+    /// Every study, oldest first.
+    pub fn studies(&self) -> anyhow::Result<Vec<StudyRecord>> {
+        self.backend.studies()
+    }
+
+    /// Every trial of the study, by id.
+    pub fn trials(&self, study_id: i64) -> anyhow::Result<Vec<TrialRecord>> {
+        self.backend.trials(study_id)
+    }
+
+    /// The trial's epochs: head phase first, then fine-tune, each by epoch.
+    pub fn epochs(&self, trial_id: i64) -> anyhow::Result<Vec<EpochMetrics>> {
+        self.backend.epochs(trial_id)
+    }
+
+    /// The epochs of every trial of the study that has any, by trial id.
+    pub fn epochs_of_study(
+        &self,
+        study_id: i64,
+    ) -> anyhow::Result<BTreeMap<i64, Vec<EpochMetrics>>> {
+        self.backend.epochs_of_study(study_id)
     }
 }
-
-fn create_parent_folders(path: &Path) -> anyhow::Result<()> {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                InputError::new(format!("{}: cannot create its folder: {e}", path.display()))
-            })?;
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A connection that cannot write, for looking at a file before trusting it.
-fn open_read_only_connection(path: &Path) -> anyhow::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| open_error(path, e))?;
-    Ok(conn)
-}
-
-/// Whether `path` is an existing, non-empty SQLite file (false: missing or empty, a new
-/// database). A folder, a FIFO or device, an unreadable file or one that does not start with
-/// the SQLite header is refused, without opening it for writing.
-fn holds_data(path: &Path) -> anyhow::Result<bool> {
-    use std::io::Read;
-    let cannot_read =
-        |e: std::io::Error| InputError::new(format!("{}: cannot read: {e}", path.display()));
-    let kind = match std::fs::metadata(path) {
-        Ok(meta) => meta.file_type(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(cannot_read(e).into()),
-    };
-    if kind.is_dir() {
-        return Err(InputError::new(format!(
-            "{}: is a folder, not a database file",
-            path.display()
-        ))
-        .into());
-    }
-    if !kind.is_file() {
-        return Err(InputError::new(format!(
-            "{}: not a regular file (a FIFO, socket or device), not a database file",
-            path.display()
-        ))
-        .into());
-    }
-    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
-    let mut header = Vec::with_capacity(SQLITE_HEADER.len());
-    file.by_ref()
-        .take(SQLITE_HEADER.len() as u64)
-        .read_to_end(&mut header)
-        .map_err(cannot_read)?;
-    match header.as_slice() {
-        [] => Ok(false),
-        h if h == SQLITE_HEADER => Ok(true),
-        _ => Err(not_sqlite_error(path).into()),
-    }
-}
-
-/// WAL for concurrent readers and writers, foreign keys enforced, fsync only at checkpoints.
-fn configure_for_writing(conn: &Connection) -> rusqlite::Result<()> {
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        conn.query_row("PRAGMA journal_mode = WAL", [], |row| {
-            row.get::<_, String>(0)
-        })?;
-    }
-    conn.pragma_update(None, "foreign_keys", true)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests;

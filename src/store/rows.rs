@@ -4,12 +4,23 @@
 use crate::trial::{EpochMetrics, Phase, TrialOutcome, TrialRecord, TrialState, Vocabulary};
 use anyhow::{anyhow, Context};
 
-/// SQLite integers are i64; counts of epochs always fit.
+/// The trial columns every trial query selects, in the order every backend reads them.
+pub(super) const TRIAL_COLUMNS: &str =
+    "id, study_id, trial_key, params_json, settings_json, state, \
+     val_accuracy, best_val_accuracy, val_loss, epochs, seconds, error, started_at, finished_at, \
+     balanced_accuracy, f1, best_objective";
+
+pub(super) const EPOCH_COLUMNS: &str =
+    "phase, epoch, train_loss, train_accuracy, val_loss, val_accuracy, seconds, \
+     val_balanced_accuracy, val_f1";
+
+/// Stored integers are i64; counts of epochs always fit.
 pub(super) fn count_to_sql(count: usize) -> anyhow::Result<i64> {
-    i64::try_from(count).with_context(|| format!("count {count} does not fit in SQLite"))
+    i64::try_from(count).with_context(|| format!("count {count} does not fit in the database"))
 }
 
-/// SQLite stores NaN as NULL, so a missing metric reads back as NaN.
+/// NaN is stored as NULL (SQLite cannot store it; PostgreSQL does likewise), so a missing
+/// metric reads back as NaN.
 fn metric(value: Option<f64>) -> f64 {
     value.unwrap_or(f64::NAN)
 }

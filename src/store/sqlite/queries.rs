@@ -1,9 +1,12 @@
-//! The SQL of each `Store` operation: studies, trials through their states, and epochs.
+//! The SQLite SQL of each store operation: studies, trials through their states, and epochs.
+//! Every write of a claimed trial names its lease (`attempts` and state `running`).
 
-use super::columns::{study_from_row, EPOCH_COLUMNS, TRIAL_COLUMNS};
-use super::errors::ensure_one_trial_changed;
-use super::rows::{count_to_sql, EpochRow, TrialRow};
-use super::{Recovered, Store};
+use super::columns::study_from_row;
+use super::Sqlite;
+use crate::store::backend::Backend;
+use crate::store::lease::{ensure_lease_held, Claimed, Lease};
+use crate::store::rows::{count_to_sql, EpochRow, TrialRow, EPOCH_COLUMNS, TRIAL_COLUMNS};
+use crate::store::Recovered;
 use crate::trial::{EpochMetrics, StudyRecord, TrialOutcome, TrialRecord, TrialSpec, Vocabulary};
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -20,10 +23,8 @@ macro_rules! now_sql {
 /// Head epochs first, then fine-tune epochs, each by epoch number.
 const EPOCH_ORDER: &str = "CASE phase WHEN 'head' THEN 0 ELSE 1 END, epoch";
 
-impl Store {
-    /// Insert the study, or return the existing one with its grid text replaced by `grid_toml`.
-    /// An existing study keeps its first fingerprint (see [`Store::study_fingerprint`]).
-    pub fn ensure_study(
+impl Backend for Sqlite {
+    fn ensure_study(
         &mut self,
         name: &str,
         grid_toml: &str,
@@ -44,8 +45,7 @@ impl Store {
         Ok(study)
     }
 
-    /// The fingerprint the study was created with, if the study exists.
-    pub fn study_fingerprint(&self, study_id: i64) -> anyhow::Result<Option<String>> {
+    fn study_fingerprint(&self, study_id: i64) -> anyhow::Result<Option<String>> {
         let fingerprint = self
             .conn
             .query_row(
@@ -57,8 +57,7 @@ impl Store {
         Ok(fingerprint)
     }
 
-    /// Add the trials not yet in the study as pending; returns how many were new.
-    pub fn add_trials(&mut self, study_id: i64, trials: &[TrialSpec]) -> anyhow::Result<usize> {
+    fn add_trials(&mut self, study_id: i64, trials: &[TrialSpec]) -> anyhow::Result<usize> {
         let tx = self.write_transaction()?;
         let mut added = 0;
         {
@@ -78,13 +77,12 @@ impl Store {
         Ok(added)
     }
 
-    /// Of these keys, move those still pending to running for `worker`; returns them in key order.
-    pub fn claim(
+    fn claim(
         &mut self,
         study_id: i64,
         keys: &[String],
         worker: &str,
-    ) -> anyhow::Result<Vec<TrialRecord>> {
+    ) -> anyhow::Result<Vec<Claimed>> {
         let tx = self.write_transaction()?;
         let mut claimed = Vec::new();
         {
@@ -97,15 +95,20 @@ impl Store {
                 ", finished_at = NULL, error = NULL, val_accuracy = NULL, \
                  best_val_accuracy = NULL, val_loss = NULL, epochs = NULL, seconds = NULL, \
                  balanced_accuracy = NULL, f1 = NULL, best_objective = NULL \
-                 WHERE study_id = ?1 AND trial_key = ?2 AND state = 'pending' RETURNING id"
+                 WHERE study_id = ?1 AND trial_key = ?2 AND state = 'pending' RETURNING id, attempts"
             ))?;
             for key in keys {
-                let id: Option<i64> = take
-                    .query_row(params![study_id, key, worker], |row| row.get(0))
+                let taken: Option<(i64, i64)> = take
+                    .query_row(params![study_id, key, worker], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
                     .optional()?;
-                if let Some(id) = id {
-                    delete_epochs(&tx, id)?;
-                    claimed.push(trial_by_id(&tx, id)?);
+                if let Some((trial_id, attempt)) = taken {
+                    delete_epochs(&tx, trial_id)?;
+                    claimed.push(Claimed {
+                        trial: trial_by_id(&tx, trial_id)?,
+                        lease: Lease { trial_id, attempt },
+                    });
                 }
             }
         }
@@ -113,28 +116,24 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Mark these running trials as alive now.
-    pub fn heartbeat(&mut self, trial_ids: &[i64]) -> anyhow::Result<()> {
+    fn heartbeat(&mut self, leases: &[Lease]) -> anyhow::Result<()> {
         let tx = self.write_transaction()?;
         {
             let mut touch = tx.prepare(concat!(
                 "UPDATE trials SET heartbeat_at = ",
                 now_sql!(),
-                " WHERE id = ?1 AND state = 'running'"
+                " WHERE id = ?1 AND attempts = ?2 AND state = 'running'"
             ))?;
-            for id in trial_ids {
-                touch.execute([id])?;
+            for lease in leases {
+                let changed = touch.execute([lease.trial_id, lease.attempt])?;
+                ensure_lease_held(changed as u64, lease)?;
             }
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// Recover the study's running trials whose process is gone: those whose heartbeat is
-    /// older than `stale_after` or whose worker `is_dead` says so. Each goes back to pending
-    /// (its epochs deleted), unless it has already been started `max_attempts` times: then it
-    /// kept taking its process down, and is marked failed.
-    pub fn recover_abandoned(
+    fn recover_abandoned(
         &mut self,
         study_id: i64,
         stale_after: Duration,
@@ -185,13 +184,23 @@ impl Store {
         Ok(recovered)
     }
 
-    /// Store one epoch's metrics, replacing any earlier row for the same phase and epoch.
-    pub fn record_epoch(&mut self, trial_id: i64, metrics: &EpochMetrics) -> anyhow::Result<()> {
+    /// One host, one file: a dead process is seen by its pid when the next run starts.
+    fn recover_expired_leases(&mut self, _study_id: i64) -> anyhow::Result<Recovered> {
+        Ok(Recovered::default())
+    }
+
+    fn lease_poll_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    fn record_epoch(&mut self, lease: &Lease, metrics: &EpochMetrics) -> anyhow::Result<()> {
+        let trial_id = lease.trial_id;
         let tx = self.write_transaction()?;
-        tx.execute(
+        let changed = tx.execute(
             "INSERT OR REPLACE INTO epochs (trial_id, phase, epoch, train_loss, train_accuracy, \
              val_loss, val_accuracy, seconds, val_balanced_accuracy, val_f1) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM trials \
+             WHERE id = ?1 AND attempts = ?11 AND state = 'running'",
             params![
                 trial_id,
                 metrics.phase.as_str(),
@@ -202,16 +211,17 @@ impl Store {
                 metrics.val_accuracy,
                 metrics.seconds,
                 metrics.val_balanced_accuracy,
-                metrics.val_f1
+                metrics.val_f1,
+                lease.attempt
             ],
         )
         .with_context(|| format!("recording an epoch of trial {trial_id}"))?;
+        ensure_lease_held(changed as u64, lease)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Mark the trial complete with its outcome.
-    pub fn complete_trial(&mut self, trial_id: i64, outcome: &TrialOutcome) -> anyhow::Result<()> {
+    fn complete_trial(&mut self, lease: &Lease, outcome: &TrialOutcome) -> anyhow::Result<()> {
         let tx = self.write_transaction()?;
         let changed = tx.execute(
             concat!(
@@ -219,10 +229,10 @@ impl Store {
                  val_loss = ?4, epochs = ?5, seconds = ?6, balanced_accuracy = ?7, f1 = ?8, \
                  best_objective = ?9, error = NULL, finished_at = ",
                 now_sql!(),
-                " WHERE id = ?1"
+                " WHERE id = ?1 AND attempts = ?10 AND state = 'running'"
             ),
             params![
-                trial_id,
+                lease.trial_id,
                 outcome.val_accuracy,
                 outcome.best_val_accuracy,
                 outcome.val_loss,
@@ -230,16 +240,16 @@ impl Store {
                 outcome.seconds,
                 outcome.balanced_accuracy,
                 outcome.f1,
-                outcome.best_objective
+                outcome.best_objective,
+                lease.attempt
             ],
         )?;
-        ensure_one_trial_changed(changed, trial_id)?;
+        ensure_lease_held(changed as u64, lease)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Mark the trial failed with its error message.
-    pub fn fail_trial(&mut self, trial_id: i64, error: &str) -> anyhow::Result<()> {
+    fn fail_trial(&mut self, lease: &Lease, error: &str) -> anyhow::Result<()> {
         let tx = self.write_transaction()?;
         let changed = tx.execute(
             concat!(
@@ -247,26 +257,25 @@ impl Store {
                  best_val_accuracy = NULL, val_loss = NULL, epochs = NULL, seconds = NULL, \
                  balanced_accuracy = NULL, f1 = NULL, best_objective = NULL, finished_at = ",
                 now_sql!(),
-                " WHERE id = ?1"
+                " WHERE id = ?1 AND attempts = ?3 AND state = 'running'"
             ),
-            params![trial_id, error],
+            params![lease.trial_id, error, lease.attempt],
         )?;
-        ensure_one_trial_changed(changed, trial_id)?;
+        ensure_lease_held(changed as u64, lease)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Put interrupted running trials back to pending and forget their epochs; others are untouched.
-    pub fn release(&mut self, trial_ids: &[i64]) -> anyhow::Result<()> {
+    fn release(&mut self, leases: &[Lease]) -> anyhow::Result<()> {
         let tx = self.write_transaction()?;
         {
             let mut release = tx.prepare(
                 "UPDATE trials SET state = 'pending', worker = NULL, started_at = NULL, \
-                 heartbeat_at = NULL WHERE id = ?1 AND state = 'running'",
+                 heartbeat_at = NULL WHERE id = ?1 AND attempts = ?2 AND state = 'running'",
             )?;
-            for id in trial_ids {
-                if release.execute([id])? == 1 {
-                    delete_epochs(&tx, *id)?;
+            for lease in leases {
+                if release.execute([lease.trial_id, lease.attempt])? == 1 {
+                    delete_epochs(&tx, lease.trial_id)?;
                 }
             }
         }
@@ -274,7 +283,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn study(&self, name: &str) -> anyhow::Result<Option<StudyRecord>> {
+    fn study(&self, name: &str) -> anyhow::Result<Option<StudyRecord>> {
         let study = self
             .conn
             .query_row(
@@ -286,8 +295,7 @@ impl Store {
         Ok(study)
     }
 
-    /// The most recently created study.
-    pub fn latest_study(&self) -> anyhow::Result<Option<StudyRecord>> {
+    fn latest_study(&self) -> anyhow::Result<Option<StudyRecord>> {
         let study = self
             .conn
             .query_row(
@@ -300,8 +308,7 @@ impl Store {
         Ok(study)
     }
 
-    /// Every study, oldest first.
-    pub fn studies(&self) -> anyhow::Result<Vec<StudyRecord>> {
+    fn studies(&self) -> anyhow::Result<Vec<StudyRecord>> {
         let mut select = self
             .conn
             .prepare("SELECT id, name, grid_toml, created_at FROM studies ORDER BY id")?;
@@ -309,16 +316,14 @@ impl Store {
         Ok(studies.collect::<Result<_, _>>()?)
     }
 
-    /// Every trial of the study, by id.
-    pub fn trials(&self, study_id: i64) -> anyhow::Result<Vec<TrialRecord>> {
+    fn trials(&self, study_id: i64) -> anyhow::Result<Vec<TrialRecord>> {
         let sql = format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 ORDER BY id");
         let mut select = self.conn.prepare(&sql)?;
         let rows = select.query_map([study_id], TrialRow::from_row)?;
         rows.map(|row| row?.into_record()).collect()
     }
 
-    /// The trial's epochs: head phase first, then fine-tune, each by epoch.
-    pub fn epochs(&self, trial_id: i64) -> anyhow::Result<Vec<EpochMetrics>> {
+    fn epochs(&self, trial_id: i64) -> anyhow::Result<Vec<EpochMetrics>> {
         let sql = format!(
             "SELECT {EPOCH_COLUMNS} FROM epochs WHERE trial_id = ?1 ORDER BY {EPOCH_ORDER}"
         );
@@ -327,11 +332,7 @@ impl Store {
         rows.map(|row| row?.into_metrics(trial_id)).collect()
     }
 
-    /// The epochs of every trial of the study that has any, by trial id.
-    pub fn epochs_of_study(
-        &self,
-        study_id: i64,
-    ) -> anyhow::Result<BTreeMap<i64, Vec<EpochMetrics>>> {
+    fn epochs_of_study(&self, study_id: i64) -> anyhow::Result<BTreeMap<i64, Vec<EpochMetrics>>> {
         let sql = format!(
             "SELECT trial_id, {EPOCH_COLUMNS} FROM epochs \
              WHERE trial_id IN (SELECT id FROM trials WHERE study_id = ?1) \

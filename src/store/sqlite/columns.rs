@@ -1,17 +1,7 @@
-//! The columns the SQLite queries select, and the readers that take a result row in that order.
+//! The readers that take a SQLite result row in the order of `rows::TRIAL_COLUMNS` and `EPOCH_COLUMNS`.
 
-use super::rows::{EpochRow, TrialRow};
+use crate::store::rows::{EpochRow, TrialRow};
 use crate::trial::StudyRecord;
-
-/// The trial columns every trial query selects, in the order `TrialRow::from_row` reads them.
-pub(super) const TRIAL_COLUMNS: &str =
-    "id, study_id, trial_key, params_json, settings_json, state, \
-     val_accuracy, best_val_accuracy, val_loss, epochs, seconds, error, started_at, finished_at, \
-     balanced_accuracy, f1, best_objective";
-
-pub(super) const EPOCH_COLUMNS: &str =
-    "phase, epoch, train_loss, train_accuracy, val_loss, val_accuracy, seconds, \
-     val_balanced_accuracy, val_f1";
 
 pub(super) fn study_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StudyRecord> {
     Ok(StudyRecord {

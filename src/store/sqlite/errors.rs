@@ -1,12 +1,10 @@
-//! Error wording and classification: what the user reads when the database is at fault, and
-//! which SQLite failures are the user's input or the machine's rather than the program's.
+//! SQLite's error wording and classification: what the user reads when the file is at fault,
+//! and which SQLite failures are the user's input or the machine's rather than the program's.
 
 use crate::error::InputError;
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use rusqlite::ErrorCode;
 use std::path::Path;
-
-// What the user reads, whatever the database.
 
 pub(super) fn not_sqlite_error(path: &Path) -> InputError {
     InputError::new(format!(
@@ -20,13 +18,6 @@ pub(super) fn read_only_error(path: &Path) -> InputError {
         "{}: database is read-only (this command needs to write to it and its folder)",
         path.display()
     ))
-}
-
-pub(super) fn ensure_one_trial_changed(changed: usize, trial_id: i64) -> anyhow::Result<()> {
-    if changed != 1 {
-        bail!("no trial with id {trial_id} in the database");
-    }
-    Ok(())
 }
 
 // SQLite's failures, classified.

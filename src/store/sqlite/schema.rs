@@ -1,7 +1,7 @@
 //! The SQLite schema: its text, its version (`PRAGMA user_version`), the migrations and the version checks.
 
 use super::errors::open_error;
-use super::Store;
+use super::Sqlite;
 use crate::error::InputError;
 use anyhow::Context;
 use rusqlite::Connection;
@@ -67,7 +67,7 @@ ALTER TABLE epochs ADD COLUMN val_f1 REAL;
 /// The tables every schema version has.
 const OUR_TABLES: &[&str] = &["studies", "trials", "epochs"];
 
-impl Store {
+impl Sqlite {
     /// Apply the migration steps from the stored version up to [`SCHEMA_VERSION`] in one transaction.
     pub(super) fn migrate(&mut self) -> anyhow::Result<()> {
         let path = self.path.clone();

@@ -1,0 +1,52 @@
+//! The readers that take a PostgreSQL result row in the order of `rows::TRIAL_COLUMNS` and
+//! `EPOCH_COLUMNS` (and a study's four columns).
+
+use crate::store::rows::{EpochRow, TrialRow};
+use crate::trial::StudyRecord;
+use postgres::Row;
+
+pub(super) fn study_from_row(row: &Row) -> StudyRecord {
+    StudyRecord {
+        id: row.get(0),
+        name: row.get(1),
+        grid_toml: row.get(2),
+        created_at: row.get(3),
+    }
+}
+
+pub(super) fn trial_from_row(row: &Row) -> TrialRow {
+    TrialRow {
+        id: row.get(0),
+        study_id: row.get(1),
+        key: row.get(2),
+        params_json: row.get(3),
+        settings_json: row.get(4),
+        state: row.get(5),
+        val_accuracy: row.get(6),
+        best_val_accuracy: row.get(7),
+        val_loss: row.get(8),
+        epochs: row.get(9),
+        seconds: row.get(10),
+        error: row.get(11),
+        started_at: row.get(12),
+        finished_at: row.get(13),
+        balanced_accuracy: row.get(14),
+        f1: row.get(15),
+        best_objective: row.get(16),
+    }
+}
+
+/// The epoch columns starting at column `first`.
+pub(super) fn epoch_from_row(row: &Row, first: usize) -> EpochRow {
+    EpochRow {
+        phase: row.get(first),
+        epoch: row.get(first + 1),
+        train_loss: row.get(first + 2),
+        train_accuracy: row.get(first + 3),
+        val_loss: row.get(first + 4),
+        val_accuracy: row.get(first + 5),
+        seconds: row.get(first + 6),
+        val_balanced_accuracy: row.get(first + 7),
+        val_f1: row.get(first + 8),
+    }
+}
