@@ -140,7 +140,8 @@ impl Worker {
 /// The keys of the trials whose weights a worker kept in its folder: the ones it completed.
 fn kept_checkpoints(dir: &Path) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
-    let mut folders = vec![dir.to_path_buf()];
+    // A server database keeps its files under runs/ in the working directory.
+    let mut folders = vec![dir.join("runs/checkpoints")];
     while let Some(folder) = folders.pop() {
         for entry in std::fs::read_dir(&folder).unwrap().flatten() {
             let path = entry.path();

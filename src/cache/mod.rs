@@ -12,9 +12,8 @@ pub use folder::PassFolder;
 pub use key::{PassKey, Recording};
 pub use segment::{ImageId, MappedSegment, SegmentRows};
 
-/// The cache folder when none is given: `cache/` beside the database.
-pub fn default_dir(db: &std::path::Path) -> std::path::PathBuf {
-    db.parent()
-        .unwrap_or(std::path::Path::new("."))
-        .join("cache")
+/// The cache folder when none is given: `cache/` in the folder kept beside the database
+/// (`store::local_folder`).
+pub fn default_dir(local_folder: &std::path::Path) -> std::path::PathBuf {
+    local_folder.join("cache")
 }
