@@ -1,5 +1,6 @@
 //! gridsearch: grid search for transfer-learning image classifiers with shared frozen work.
 
+pub mod allocator;
 pub mod cache;
 pub mod catalogue;
 pub mod cli;

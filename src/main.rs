@@ -11,6 +11,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    gridsearch::allocator::configure();
     gridsearch::threads::configure();
     let cli = Cli::parse();
     let result = match &cli.command {

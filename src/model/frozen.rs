@@ -83,15 +83,15 @@ impl FrozenForward<'_> {
     }
 
     /// How the pass is streamed, as `threads::policy` says for the device: on the CPU small
-    /// batches side by side, one per core and one more waiting per core (so a core goes from
-    /// batch to batch without waiting for the next to be handed out); on a GPU larger ones,
-    /// one after another; the next images decode meanwhile.
+    /// batches side by side, one per core (two per core held more memory and ran no faster,
+    /// `bench/frozen_pass.sh`); on a GPU larger ones, one after another; the next images
+    /// decode meanwhile.
     pub fn shape(&self) -> StreamShape {
         let policy = crate::threads::policy(!self.device.is_cpu());
         StreamShape {
             batch: policy.forward_batch,
             side_by_side: if policy.parallel_batches {
-                2 * rayon::current_num_threads()
+                rayon::current_num_threads()
             } else {
                 0
             },
