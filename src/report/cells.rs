@@ -2,7 +2,7 @@
 //! the number `Style`, and the cells the HTML page shares with them.
 
 use super::schema::{RankedRow, Report, SeedGroup};
-use crate::trial::ParamValue;
+use crate::trial::{ParamValue, Vocabulary};
 use std::collections::BTreeMap;
 
 /// A titled table of already formatted cells.
@@ -69,7 +69,8 @@ pub(super) fn summary_line(report: &Report) -> String {
     )
 }
 
-/// Columns of the ranked table, in every format.
+/// Columns of the ranked table, in every format: `kept` is the epoch whose weights the trial
+/// kept, as `head 4` or `finetune 2` (`-`, or empty in CSV, when its epochs were not read).
 pub(super) fn ranked_header(report: &Report) -> Vec<String> {
     let mut header = strings(&[
         "rank",
@@ -80,8 +81,16 @@ pub(super) fn ranked_header(report: &Report) -> Vec<String> {
         "f1",
     ]);
     header.extend(report.axes.iter().cloned());
-    header.extend(strings(&["epochs", "seconds"]));
+    header.extend(strings(&["kept", "epochs", "seconds"]));
     header
+}
+
+/// Which columns of `ranked_header` hold numbers (right-aligned).
+pub(super) fn ranked_numeric(report: &Report) -> Vec<bool> {
+    let mut numeric = vec![true; 6];
+    numeric.extend(report.axes.iter().map(|axis| axis_is_numeric(report, axis)));
+    numeric.extend([false, true, true]);
+    numeric
 }
 
 /// One ranked trial's row, in the columns of `ranked_header`.
@@ -104,7 +113,10 @@ pub(super) fn ranked_cells(row: &RankedRow, axes: &[String], style: Style) -> Ve
     } else {
         format!("{:.1}", row.seconds)
     };
-    cells.extend([row.epochs.to_string(), seconds]);
+    let kept = row.kept.map_or(style.opt(None), |k| {
+        format!("{} {}", k.phase.as_str(), k.epoch)
+    });
+    cells.extend([kept, row.epochs.to_string(), seconds]);
     cells
 }
 
