@@ -69,8 +69,14 @@ pub(super) fn summary_line(report: &Report) -> String {
     )
 }
 
-/// Columns of the ranked table, in every format: `kept` is the epoch whose weights the trial
-/// kept, as `head 4` or `finetune 2` (`-`, or empty in CSV, when its epochs were not read).
+/// Whether the ranked table has a `kept` column: only when the report was built from the
+/// trials' stored epochs (`report` reads them; the summary `run` prints does not).
+pub(super) fn shows_kept(report: &Report) -> bool {
+    report.ranked.iter().any(|row| row.kept.is_some())
+}
+
+/// Columns of the ranked table, in every format: `kept` (see `shows_kept`) is the epoch whose
+/// weights the trial kept, as `head 4` or `finetune 2`.
 pub(super) fn ranked_header(report: &Report) -> Vec<String> {
     let mut header = strings(&[
         "rank",
@@ -81,7 +87,10 @@ pub(super) fn ranked_header(report: &Report) -> Vec<String> {
         "f1",
     ]);
     header.extend(report.axes.iter().cloned());
-    header.extend(strings(&["kept", "epochs", "seconds"]));
+    if shows_kept(report) {
+        header.push("kept".to_string());
+    }
+    header.extend(strings(&["epochs", "seconds"]));
     header
 }
 
@@ -89,12 +98,17 @@ pub(super) fn ranked_header(report: &Report) -> Vec<String> {
 pub(super) fn ranked_numeric(report: &Report) -> Vec<bool> {
     let mut numeric = vec![true; 6];
     numeric.extend(report.axes.iter().map(|axis| axis_is_numeric(report, axis)));
-    numeric.extend([false, true, true]);
+    if shows_kept(report) {
+        numeric.push(false);
+    }
+    numeric.extend([true, true]);
     numeric
 }
 
-/// One ranked trial's row, in the columns of `ranked_header`.
-pub(super) fn ranked_cells(row: &RankedRow, axes: &[String], style: Style) -> Vec<String> {
+/// One ranked trial of `report`, in the columns of `ranked_header` (`kept`: `-`, or empty in
+/// CSV, for a trial without stored epochs).
+pub(super) fn ranked_cells(row: &RankedRow, report: &Report, style: Style) -> Vec<String> {
+    let missing = if style.precise { "" } else { "-" };
     let mut cells = vec![
         row.rank.to_string(),
         row.trial.to_string(),
@@ -103,20 +117,18 @@ pub(super) fn ranked_cells(row: &RankedRow, axes: &[String], style: Style) -> Ve
         style.acc(row.balanced_accuracy),
         style.acc(row.f1),
     ];
-    cells.extend(param_cells(
-        &row.params,
-        axes,
-        if style.precise { "" } else { "-" },
-    ));
+    cells.extend(param_cells(&row.params, &report.axes, missing));
+    if shows_kept(report) {
+        cells.push(row.kept.map_or(missing.to_string(), |k| {
+            format!("{} {}", k.phase.as_str(), k.epoch)
+        }));
+    }
     let seconds = if style.precise {
         row.seconds.to_string()
     } else {
         format!("{:.1}", row.seconds)
     };
-    let kept = row.kept.map_or(style.opt(None), |k| {
-        format!("{} {}", k.phase.as_str(), k.epoch)
-    });
-    cells.extend([kept, row.epochs.to_string(), seconds]);
+    cells.extend([row.epochs.to_string(), seconds]);
     cells
 }
 

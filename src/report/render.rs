@@ -247,9 +247,9 @@ mod tests {
     fn csv_is_exact() {
         let expected = "\
 # Ranked trials (top 2 of 5)
-rank,trial,val_accuracy,best_val_accuracy,balanced_accuracy,f1,head_size,learning_rate,optimizer,kept,epochs,seconds
-1,2,0.9,0.95,0.85,0.09999999999999998,0,0.01,adam,,4,20
-1,4,0.9,0.92,0.85,0.09999999999999998,128,0.01,adam,,4,8
+rank,trial,val_accuracy,best_val_accuracy,balanced_accuracy,f1,head_size,learning_rate,optimizer,epochs,seconds
+1,2,0.9,0.95,0.85,0.09999999999999998,0,0.01,adam,4,20
+1,4,0.9,0.92,0.85,0.09999999999999998,128,0.01,adam,4,8
 
 # Effect of head_size on val_accuracy
 # spread (best mean - worst mean): 0.06666666666666665
@@ -278,7 +278,7 @@ head_size,n,mean,sd,min,best
         let last = csv.lines().nth(2).expect("one data row");
         assert_eq!(
             last,
-            "1,2,0.9,0.95,0.85,0.09999999999999998,0,0.01,adam,\"a,\"\"b\"\"\",,,4,20"
+            "1,2,0.9,0.95,0.85,0.09999999999999998,0,0.01,adam,\"a,\"\"b\"\"\",,4,20"
         );
         assert_eq!(csv_field("x\ny"), "\"x\ny\"");
     }
@@ -336,12 +336,12 @@ head_size,n,mean,sd,min,best
             assert!(md.contains(heading), "missing {heading:?} in\n{md}");
         }
         assert!(md.contains(
-            "| rank | trial | val_accuracy | best_val_accuracy | balanced_accuracy | f1 | head_size | learning_rate | optimizer | kept | epochs | seconds |\n\
-             | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |\n\
-             | 1 | 2 | 0.9000 | 0.9500 | 0.8500 | 0.1000 | 0 | 0.01 | adam | - | 4 | 20.0 |\n"
+            "| rank | trial | val_accuracy | best_val_accuracy | balanced_accuracy | f1 | head_size | learning_rate | optimizer | epochs | seconds |\n\
+             | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n\
+             | 1 | 2 | 0.9000 | 0.9500 | 0.8500 | 0.1000 | 0 | 0.01 | adam | 4 | 20.0 |\n"
         ));
         assert!(md.contains(
-            "| 4 | 1 | 0.8000 | 0.8500 | 0.7500 | 0.2000 | 0 | 0.001 | adam | - | 4 | 12.5 |\n"
+            "| 4 | 1 | 0.8000 | 0.8500 | 0.7500 | 0.2000 | 0 | 0.001 | adam | 4 | 12.5 |\n"
         ));
         assert!(md.contains("| 0.001 | 3 | 0.8000 | 0.1000 | 0.7000 | 0.9000 |\n"));
         assert!(md.contains("| 0.1 | 0 | - | - | - | - |\n"));
@@ -358,6 +358,7 @@ head_size,n,mean,sd,min,best
             None,
         );
         let csv = render(&r, Format::Csv);
+        assert!(csv.contains("\nrank,trial,val_accuracy,best_val_accuracy,balanced_accuracy,f1,head_size,learning_rate,optimizer,kept,epochs,seconds\n"), "{csv}");
         let rows: Vec<&str> = csv.lines().skip(2).take(3).collect();
         assert_eq!(
             rows,
@@ -368,6 +369,11 @@ head_size,n,mean,sd,min,best
             ]
         );
         let md = render(&r, Format::Md);
+        assert!(
+            md.contains("| optimizer | kept | epochs | seconds |\n"),
+            "{md}"
+        );
+        assert!(md.contains("| --- | --- | ---: | ---: |\n"), "{md}");
         assert!(md.contains("| 0.01 | adam | head 2 | 4 | 20.0 |\n"), "{md}");
         assert!(md.contains("| 0.001 | sgd | - | 4 | 10.0 |\n"), "{md}");
         let table = render(&r, Format::Table);
@@ -383,6 +389,14 @@ head_size,n,mean,sd,min,best
             html.contains("<td class=\"text\">finetune 1</td>"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn without_stored_epochs_there_is_no_kept_column() {
+        let csv = render(&report(None), Format::Csv);
+        assert!(!csv.contains("kept"), "{csv}");
+        let html = crate::report::html::page(&report(None));
+        assert!(!html.contains("<th>kept</th>"));
     }
 
     #[test]

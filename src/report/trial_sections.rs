@@ -22,7 +22,7 @@ pub(super) fn ranked_section(report: &Report, style: Style) -> Section {
     section.rows = report
         .ranked
         .iter()
-        .map(|row| ranked_cells(row, &report.axes, style))
+        .map(|row| ranked_cells(row, report, style))
         .collect();
     section
 }
