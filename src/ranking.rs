@@ -6,7 +6,8 @@
 //! the validation loss (a continuous score, so exact ties are rare), then the trial key (a hash
 //! of its settings: the same on every machine and every run). Never the trial's wall time or
 //! its row id, which depend on the machine's load and on who claimed what. NaN counts as the
-//! worst value throughout.
+//! worst value throughout. Within one trial, `kept` says which epoch's weights it kept, by the
+//! same order of values.
 
 use crate::trial::{Objective, TrialOutcome, TrialRecord, TrialState};
 use std::cmp::Ordering;
@@ -88,7 +89,11 @@ fn same_objective(objective: Objective, a: &TrialOutcome, b: &TrialOutcome) -> b
 
 /// The objective of an outcome as a higher-is-better sort key (NaN the worst possible).
 fn objective_key(objective: Objective, outcome: &TrialOutcome) -> f64 {
-    let value = objective.of_outcome(outcome);
+    value_key(objective, objective.of_outcome(outcome))
+}
+
+/// A value of `objective` as a higher-is-better sort key (NaN the worst possible).
+fn value_key(objective: Objective, value: f64) -> f64 {
     if objective.higher_is_better() {
         accuracy_key(value)
     } else {
@@ -113,6 +118,8 @@ fn loss_key(loss: f64) -> f64 {
         loss
     }
 }
+
+pub mod kept;
 
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -57,12 +57,15 @@ fn checkpoints_export_and_predict_round_trip() {
             "head_size = [0, 16]\nlearning_rate = [0.003, 0.01]",
         ),
     );
+    // Ranked by val_loss, these trials keep a fine-tune epoch (by accuracy their fine-tune
+    // epochs only tie the head phase's best, so they would keep the head's weights).
     let tuned_grid = write(
         &dir.path().join("tuned.toml"),
         &grid_text(
             "rt-tuned",
             (12, 8),
-            "head_size = [16]\nlearning_rate = [0.003]\nunfreeze_depth = [1, 2]",
+            "head_size = [16]\nlearning_rate = [0.003]\nunfreeze_depth = [1, 2]\n\
+             objective = [\"val_loss\"]",
         ),
     );
     ok(&gridsearch(&db, &["run", head_grid.to_str().unwrap()]));
@@ -141,6 +144,7 @@ fn checkpoints_export_and_predict_round_trip() {
         serde_json::from_str(&std::fs::read_to_string(out.join("rt-tuned/model.json")).unwrap())
             .unwrap();
     assert!(tuned_card["unfreeze_depth"].as_u64().unwrap() >= 1);
+    assert_eq!(report["ranked"][0]["kept"]["phase"], "finetune");
     assert_eq!(
         tuned_card["trial"]["outcome"]["val_accuracy"],
         report["ranked"][0]["val_accuracy"]

@@ -1,8 +1,9 @@
-//! Test data: one small study with trials in every state and ties in the ranking, shared by the
-//! unit tests of the ranking and of the report.
+//! Test data: one small study with trials in every state and ties in the ranking, and epochs,
+//! shared by the unit tests of the ranking, of training's outcomes and of the report.
 
 use crate::trial::{
-    Objective, ParamValue, StudyRecord, TrainSettings, TrialOutcome, TrialRecord, TrialState,
+    EpochMetrics, Objective, ParamValue, Phase, StudyRecord, TrainSettings, TrialOutcome,
+    TrialRecord, TrialState,
 };
 use std::collections::BTreeMap;
 
@@ -86,4 +87,44 @@ pub(crate) fn with_objective(objective: Objective) -> Vec<TrialRecord> {
         }
     }
     all
+}
+
+/// One epoch whose validation scores (accuracy, balanced accuracy, F1) are all `accuracy`.
+pub(crate) fn epoch(phase: Phase, epoch: usize, accuracy: f64, loss: f64) -> EpochMetrics {
+    EpochMetrics {
+        phase,
+        epoch,
+        train_loss: 1.0,
+        train_accuracy: 0.5,
+        val_loss: loss,
+        val_accuracy: accuracy,
+        val_balanced_accuracy: accuracy,
+        val_f1: accuracy,
+        seconds: 1.0,
+    }
+}
+
+/// Stored epochs of trials 2 and 4 of `trials()`, out of training order as a store may give
+/// them: trial 2 kept its second head epoch (a fine-tune epoch ties it later), trial 4 its
+/// first fine-tune epoch.
+pub(crate) fn epochs() -> BTreeMap<i64, Vec<EpochMetrics>> {
+    BTreeMap::from([
+        (
+            2,
+            vec![
+                epoch(Phase::Finetune, 1, 0.9, 0.3),
+                epoch(Phase::Head, 1, 0.8, 0.6),
+                epoch(Phase::Head, 2, 0.9, 0.3),
+                epoch(Phase::Finetune, 2, 0.85, 0.4),
+            ],
+        ),
+        (
+            4,
+            vec![
+                epoch(Phase::Head, 1, 0.8, 0.6),
+                epoch(Phase::Finetune, 1, 0.9, 0.4),
+                epoch(Phase::Finetune, 2, 0.7, 0.8),
+            ],
+        ),
+    ])
 }

@@ -3,7 +3,8 @@
 
 use super::curves::curves;
 use super::effects::{self, Obs};
-use super::schema::{FailedRow, RankedRow, Report, StateCounts, SCHEMA_VERSION};
+use super::schema::{FailedRow, KeptEpoch, RankedRow, Report, StateCounts, SCHEMA_VERSION};
+use crate::ranking::kept::kept_epoch;
 use crate::ranking::{self, Ranked};
 use crate::trial::{EpochMetrics, StudyRecord, TrialRecord, TrialState};
 use std::collections::BTreeMap;
@@ -24,7 +25,10 @@ pub fn build_with_epochs(
     top: Option<usize>,
 ) -> Report {
     let by_id = sorted_by_id(trials);
-    let mut ranked: Vec<RankedRow> = ranking::rank(trials).iter().map(ranked_row).collect();
+    let mut ranked: Vec<RankedRow> = ranking::rank(trials)
+        .iter()
+        .map(|r| ranked_row(r, epochs.get(&r.trial.id).map(Vec::as_slice)))
+        .collect();
     let ranked_total = ranked.len();
     if let Some(n) = top {
         ranked.truncate(n);
@@ -82,8 +86,8 @@ pub(super) fn count_states(trials: &[TrialRecord]) -> StateCounts {
     counts
 }
 
-/// A ranked trial as the report shows it.
-pub(super) fn ranked_row(ranked: &Ranked) -> RankedRow {
+/// A ranked trial as the report shows it, with the epoch it kept when its `epochs` are given.
+pub(super) fn ranked_row(ranked: &Ranked, epochs: Option<&[EpochMetrics]>) -> RankedRow {
     let Ranked {
         rank,
         trial,
@@ -99,6 +103,12 @@ pub(super) fn ranked_row(ranked: &Ranked) -> RankedRow {
         f1: outcome.f1,
         val_loss: outcome.val_loss,
         params: trial.params.clone(),
+        kept: epochs
+            .and_then(|e| kept_epoch(e, trial.settings.objective))
+            .map(|e| KeptEpoch {
+                phase: e.phase,
+                epoch: e.epoch,
+            }),
         epochs: outcome.epochs,
         seconds: outcome.seconds,
     }

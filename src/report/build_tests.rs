@@ -1,9 +1,9 @@
 //! The report's numbers over the shared test study: counts, ranking, top cut, axes, failures, effects.
 
 use super::*;
-use crate::ranking::fixtures::{study, trials, with_objective};
+use crate::ranking::fixtures::{epoch, epochs, study, trials, with_objective};
 use crate::report::schema::AxisEffect;
-use crate::trial::{Objective, ParamValue};
+use crate::trial::{Objective, ParamValue, Phase};
 
 fn ranks_and_ids(report: &Report) -> Vec<(usize, i64)> {
     report.ranked.iter().map(|r| (r.rank, r.trial)).collect()
@@ -168,4 +168,36 @@ fn empty_study_builds_empty_report() {
     let report = build(&study(), &[], Some(3));
     assert_eq!(report.counts.total, 0);
     assert!(report.ranked.is_empty() && report.axes.is_empty() && report.effects.is_empty());
+}
+
+#[test]
+fn each_ranked_trial_names_the_epoch_its_objective_kept() {
+    let kept = |report: &Report| -> Vec<(i64, Option<(Phase, usize)>)> {
+        report
+            .ranked
+            .iter()
+            .map(|r| (r.trial, r.kept.map(|k| (k.phase, k.epoch))))
+            .collect()
+    };
+    let mut stored = epochs();
+    stored
+        .get_mut(&4)
+        .unwrap()
+        .push(epoch(Phase::Head, 2, 0.7, 0.2));
+    let by_accuracy = build_with_epochs(&study(), &trials(), &stored, None);
+    assert_eq!(
+        kept(&by_accuracy),
+        [
+            (2, Some((Phase::Head, 2))),
+            (4, Some((Phase::Finetune, 1))),
+            (3, None),
+            (1, None),
+            (5, None)
+        ]
+    );
+    let by_loss = build_with_epochs(&study(), &with_objective(Objective::ValLoss), &stored, None);
+    let named: BTreeMap<i64, Option<(Phase, usize)>> = kept(&by_loss).into_iter().collect();
+    assert_eq!(named[&2], Some((Phase::Head, 2)), "a tie keeps the earlier");
+    assert_eq!(named[&4], Some((Phase::Head, 2)), "the lowest loss");
+    assert_eq!(build(&study(), &trials(), None).ranked[0].kept, None);
 }

@@ -2,7 +2,7 @@
 //! the number `Style`, and the cells the HTML page shares with them.
 
 use super::schema::{RankedRow, Report, SeedGroup};
-use crate::trial::ParamValue;
+use crate::trial::{ParamValue, Vocabulary};
 use std::collections::BTreeMap;
 
 /// A titled table of already formatted cells.
@@ -69,7 +69,14 @@ pub(super) fn summary_line(report: &Report) -> String {
     )
 }
 
-/// Columns of the ranked table, in every format.
+/// Whether the ranked table has a `kept` column: only when the report was built from the
+/// trials' stored epochs (`report` reads them; the summary `run` prints does not).
+pub(super) fn shows_kept(report: &Report) -> bool {
+    report.ranked.iter().any(|row| row.kept.is_some())
+}
+
+/// Columns of the ranked table, in every format: `kept` (see `shows_kept`) is the epoch whose
+/// weights the trial kept, as `head 4` or `finetune 2`.
 pub(super) fn ranked_header(report: &Report) -> Vec<String> {
     let mut header = strings(&[
         "rank",
@@ -80,12 +87,28 @@ pub(super) fn ranked_header(report: &Report) -> Vec<String> {
         "f1",
     ]);
     header.extend(report.axes.iter().cloned());
+    if shows_kept(report) {
+        header.push("kept".to_string());
+    }
     header.extend(strings(&["epochs", "seconds"]));
     header
 }
 
-/// One ranked trial's row, in the columns of `ranked_header`.
-pub(super) fn ranked_cells(row: &RankedRow, axes: &[String], style: Style) -> Vec<String> {
+/// Which columns of `ranked_header` hold numbers (right-aligned).
+pub(super) fn ranked_numeric(report: &Report) -> Vec<bool> {
+    let mut numeric = vec![true; 6];
+    numeric.extend(report.axes.iter().map(|axis| axis_is_numeric(report, axis)));
+    if shows_kept(report) {
+        numeric.push(false);
+    }
+    numeric.extend([true, true]);
+    numeric
+}
+
+/// One ranked trial of `report`, in the columns of `ranked_header` (`kept`: `-`, or empty in
+/// CSV, for a trial without stored epochs).
+pub(super) fn ranked_cells(row: &RankedRow, report: &Report, style: Style) -> Vec<String> {
+    let missing = if style.precise { "" } else { "-" };
     let mut cells = vec![
         row.rank.to_string(),
         row.trial.to_string(),
@@ -94,11 +117,12 @@ pub(super) fn ranked_cells(row: &RankedRow, axes: &[String], style: Style) -> Ve
         style.acc(row.balanced_accuracy),
         style.acc(row.f1),
     ];
-    cells.extend(param_cells(
-        &row.params,
-        axes,
-        if style.precise { "" } else { "-" },
-    ));
+    cells.extend(param_cells(&row.params, &report.axes, missing));
+    if shows_kept(report) {
+        cells.push(row.kept.map_or(missing.to_string(), |k| {
+            format!("{} {}", k.phase.as_str(), k.epoch)
+        }));
+    }
     let seconds = if style.precise {
         row.seconds.to_string()
     } else {

@@ -1,7 +1,8 @@
 //! Learning curves: each ranked trial's stored epochs as validation accuracy by step and phase.
 
 use super::schema::{Curve, CurvePoint, RankedRow};
-use crate::trial::{EpochMetrics, Phase};
+use crate::ranking::kept::training_order;
+use crate::trial::EpochMetrics;
 use std::collections::BTreeMap;
 
 /// The curves of `ranked` trials, in ranked order; trials without stored epochs get no points.
@@ -21,7 +22,7 @@ pub(super) fn curves(
 
 fn points(epochs: &[EpochMetrics]) -> Vec<CurvePoint> {
     let mut sorted: Vec<&EpochMetrics> = epochs.iter().collect();
-    sorted.sort_by_key(|e| (e.phase == Phase::Finetune, e.epoch));
+    sorted.sort_by_key(|e| training_order(e));
     sorted
         .into_iter()
         .enumerate()
@@ -39,20 +40,8 @@ fn points(epochs: &[EpochMetrics]) -> Vec<CurvePoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn epoch(phase: Phase, epoch: usize, val: f64) -> EpochMetrics {
-        EpochMetrics {
-            phase,
-            epoch,
-            train_loss: 1.0,
-            train_accuracy: 0.5,
-            val_loss: 0.7,
-            val_accuracy: val,
-            val_balanced_accuracy: val,
-            val_f1: val,
-            seconds: 1.0,
-        }
-    }
+    use crate::ranking::fixtures::epoch;
+    use crate::trial::Phase;
 
     #[test]
     fn head_epochs_come_first_and_steps_count_across_phases() {
@@ -66,13 +55,14 @@ mod tests {
             f1: 0.9,
             val_loss: 0.3,
             params: BTreeMap::new(),
+            kept: None,
             epochs: 3,
             seconds: 1.0,
         };
         let stored = vec![
-            epoch(Phase::Finetune, 1, 0.9),
-            epoch(Phase::Head, 2, 0.8),
-            epoch(Phase::Head, 1, 0.6),
+            epoch(Phase::Finetune, 1, 0.9, 0.7),
+            epoch(Phase::Head, 2, 0.8, 0.7),
+            epoch(Phase::Head, 1, 0.6, 0.7),
         ];
         let epochs = BTreeMap::from([(7, stored)]);
         let curves = curves(std::slice::from_ref(&row), &epochs);

@@ -75,7 +75,7 @@ fn ranked(out: &mut String, report: &Report) {
         .ranked
         .iter()
         .take(PAGE_ROWS)
-        .map(|r| ranked_cells(r, &report.axes, ROUNDED))
+        .map(|r| ranked_cells(r, report, ROUNDED))
         .collect();
     if rows.is_empty() {
         note(out, "No complete trials yet.");

@@ -222,7 +222,7 @@ fn render_json(report: &Report) -> String {
 mod tests {
     use super::*;
     use crate::ranking::fixtures;
-    use crate::report::build;
+    use crate::report::{build, build_with_epochs};
     use crate::trial::ParamValue;
 
     fn report(top: Option<usize>) -> Report {
@@ -347,6 +347,56 @@ head_size,n,mean,sd,min,best
         assert!(md.contains("| 0.1 | 0 | - | - | - | - |\n"));
         assert!(md.contains("spread (best mean - worst mean): 0.1000\n"));
         assert!(md.contains("| 6 | 128 | 0.01 | sgd | out of memory |\n"));
+    }
+
+    #[test]
+    fn every_format_names_the_kept_epoch() {
+        let r = build_with_epochs(
+            &fixtures::study(),
+            &fixtures::trials(),
+            &fixtures::epochs(),
+            None,
+        );
+        let csv = render(&r, Format::Csv);
+        assert!(csv.contains("\nrank,trial,val_accuracy,best_val_accuracy,balanced_accuracy,f1,head_size,learning_rate,optimizer,kept,epochs,seconds\n"), "{csv}");
+        let rows: Vec<&str> = csv.lines().skip(2).take(3).collect();
+        assert_eq!(
+            rows,
+            [
+                "1,2,0.9,0.95,0.85,0.09999999999999998,0,0.01,adam,head 2,4,20",
+                "1,4,0.9,0.92,0.85,0.09999999999999998,128,0.01,adam,finetune 1,4,8",
+                "1,3,0.9,0.92,0.85,0.09999999999999998,0,0.001,sgd,,4,10",
+            ]
+        );
+        let md = render(&r, Format::Md);
+        assert!(
+            md.contains("| optimizer | kept | epochs | seconds |\n"),
+            "{md}"
+        );
+        assert!(md.contains("| --- | --- | ---: | ---: |\n"), "{md}");
+        assert!(md.contains("| 0.01 | adam | head 2 | 4 | 20.0 |\n"), "{md}");
+        assert!(md.contains("| 0.001 | sgd | - | 4 | 10.0 |\n"), "{md}");
+        let table = render(&r, Format::Table);
+        assert!(table.contains(" finetune 1 "), "{table}");
+        let json: serde_json::Value = serde_json::from_str(&render(&r, Format::Json)).unwrap();
+        assert_eq!(
+            json["ranked"][0]["kept"],
+            serde_json::json!({"phase": "head", "epoch": 2})
+        );
+        assert!(json["ranked"][2]["kept"].is_null());
+        let html = crate::report::html::page(&r);
+        assert!(
+            html.contains("<td class=\"text\">finetune 1</td>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn without_stored_epochs_there_is_no_kept_column() {
+        let csv = render(&report(None), Format::Csv);
+        assert!(!csv.contains("kept"), "{csv}");
+        let html = crate::report::html::page(&report(None));
+        assert!(!html.contains("<th>kept</th>"));
     }
 
     #[test]

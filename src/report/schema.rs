@@ -59,9 +59,10 @@ pub struct StateCounts {
     pub failed: usize,
 }
 
-/// One complete trial in the ranking. Order: the report's objective of the final weights (higher
-/// first; lower first for val_loss), then `best_val_accuracy` descending, then `seconds`
-/// ascending, then trial id ascending (`crate::ranking`).
+/// One complete trial in the ranking. Order: the report's objective of the kept weights (higher
+/// first; lower first for val_loss), then `val_loss` ascending, then the trial key
+/// (`crate::ranking`). A trial keeps the weights of its best epoch by its objective (see `kept`),
+/// and every score here is of those weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankedRow {
     /// 1-based competition rank: trials with an equal objective share a rank (1, 1, 3, ...).
@@ -70,25 +71,36 @@ pub struct RankedRow {
     pub trial: i64,
     /// The trial's stable key (hash of its settings).
     pub key: String,
-    /// Validation accuracy of the weights the trial ended with.
+    /// Validation accuracy of the weights the trial kept (those of its `kept` epoch).
     pub val_accuracy: f64,
     /// Best validation accuracy over all of the trial's epochs.
     pub best_val_accuracy: f64,
-    /// Validation balanced accuracy (mean per-class recall) of the final weights.
+    /// Validation balanced accuracy (mean per-class recall) of the kept weights.
     #[serde(default)]
     pub balanced_accuracy: f64,
-    /// Validation F1 of the final weights (class 1 when binary, macro otherwise).
+    /// Validation F1 of the kept weights (class 1 when binary, macro otherwise).
     #[serde(default)]
     pub f1: f64,
-    /// Validation loss of the final weights.
+    /// Validation loss of the kept weights.
     #[serde(default)]
     pub val_loss: f64,
     /// The trial's axis values, by axis name.
     pub params: BTreeMap<String, ParamValue>,
+    /// The epoch whose weights the trial kept, from its stored epochs (`crate::ranking::kept`);
+    /// null when they were not read (`status`) or none is stored.
+    #[serde(default)]
+    pub kept: Option<KeptEpoch>,
     /// Epochs trained over both phases.
     pub epochs: usize,
     /// Training time in seconds.
     pub seconds: f64,
+}
+
+/// One epoch of a trial, by phase and its 1-based number within the phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptEpoch {
+    pub phase: Phase,
+    pub epoch: usize,
 }
 
 /// One failed trial.

@@ -16,7 +16,7 @@ pub struct Status {
     /// Seconds left at the pace so far (elapsed / finished x unfinished); null while nothing
     /// runs or nothing has finished.
     pub remaining_seconds: Option<f64>,
-    /// The best complete trial so far.
+    /// The best complete trial so far (its `kept` epoch null: status reads no epochs).
     pub best: Option<RankedRow>,
 }
 
@@ -72,7 +72,7 @@ pub fn status(study: &StudyRecord, trials: &[TrialRecord], now: f64) -> Status {
         } else {
             remaining
         },
-        best: ranking::rank(trials).first().map(ranked_row),
+        best: ranking::rank(trials).first().map(|r| ranked_row(r, None)),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The sections with one row per trial: ranked trials, learning curves, failed trials.
 
 use super::cells::{
-    axis_is_numeric, param_cells, ranked_cells, ranked_header, strings, Section, Style,
+    axis_is_numeric, param_cells, ranked_cells, ranked_header, ranked_numeric, strings, Section,
+    Style,
 };
 use super::schema::{FailedRow, Report};
 use crate::trial::Vocabulary;
@@ -16,16 +17,12 @@ pub(super) fn ranked_section(report: &Report, style: Style) -> Section {
     } else {
         "Ranked trials".to_string()
     };
-    let header = ranked_header(report);
-    let mut numeric = vec![true; 6];
-    numeric.extend(report.axes.iter().map(|axis| axis_is_numeric(report, axis)));
-    numeric.extend([true, true]);
-    let mut section = Section::new(title, header, numeric);
+    let mut section = Section::new(title, ranked_header(report), ranked_numeric(report));
     section.when_empty = "no complete trials yet";
     section.rows = report
         .ranked
         .iter()
-        .map(|row| ranked_cells(row, &report.axes, style))
+        .map(|row| ranked_cells(row, report, style))
         .collect();
     section
 }

@@ -1,8 +1,10 @@
-//! The epoch loop shared by both phases: shuffled mini-batches, validation, early stopping.
+//! The epoch loop shared by both phases: shuffled mini-batches, validation, early stopping, and
+//! the best epoch's weights put back at the end.
 
 use super::metrics::{balanced_class_weights, Confusion, Scores};
 use super::rows::Rows;
 use super::Interrupted;
+use crate::ranking::kept::improves;
 use crate::trial::{ClassWeights, EpochMetrics, Objective, Optimizer, Phase, Vocabulary};
 use candle_core::{DType, Result, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer as _, ParamsAdamW, SGD};
@@ -39,43 +41,78 @@ pub struct FitSettings {
 pub type Forward<'a> = dyn Fn(&Tensor, Option<&mut StdRng>) -> Result<Tensor> + 'a;
 
 /// Early stopping on the objective: stop after `patience` epochs without a new best (0: never).
+/// A new best is an epoch strictly better than every one before it (`ranking::kept`), so the
+/// first epoch always is one and a tie keeps the earlier.
 #[derive(Debug, Clone)]
 pub struct EarlyStopping {
     patience: usize,
-    higher_is_better: bool,
-    best: f64,
+    objective: Objective,
+    best: Option<f64>,
     epochs_since_best: usize,
+}
+
+/// What early stopping makes of one epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// The epoch is the best so far: its weights are the ones to keep.
+    pub new_best: bool,
+    /// Training should stop after it.
+    pub stop: bool,
 }
 
 impl EarlyStopping {
     pub fn new(patience: usize, objective: Objective) -> Self {
-        let higher_is_better = objective.higher_is_better();
         EarlyStopping {
             patience,
-            higher_is_better,
-            best: if higher_is_better {
-                f64::NEG_INFINITY
-            } else {
-                f64::INFINITY
-            },
+            objective,
+            best: None,
             epochs_since_best: 0,
         }
     }
 
-    /// Record an epoch's value of the objective; true when training should stop.
-    pub fn should_stop(&mut self, value: f64) -> bool {
-        let better = if self.higher_is_better {
-            value > self.best
-        } else {
-            value < self.best
-        };
-        if better {
-            self.best = value;
+    /// Record an epoch's value of the objective.
+    pub fn judge(&mut self, value: f64) -> Verdict {
+        let new_best = self
+            .best
+            .is_none_or(|best| improves(self.objective, value, best));
+        if new_best {
+            self.best = Some(value);
             self.epochs_since_best = 0;
         } else {
             self.epochs_since_best += 1;
         }
-        self.patience > 0 && self.epochs_since_best >= self.patience
+        Verdict {
+            new_best,
+            stop: self.patience > 0 && self.epochs_since_best >= self.patience,
+        }
+    }
+}
+
+/// Restore-best: a copy of the variables as they were after the best epoch so far, put back
+/// when the phase ends (as Keras' `EarlyStopping(restore_best_weights=True)`).
+struct BestWeights {
+    vars: Vec<Var>,
+    copy: Option<Vec<Tensor>>,
+}
+
+impl BestWeights {
+    fn new(vars: Vec<Var>) -> BestWeights {
+        BestWeights { vars, copy: None }
+    }
+
+    /// Copy the variables as they are now.
+    fn keep(&mut self) -> Result<()> {
+        let copy = self.vars.iter().map(|v| v.as_tensor().copy());
+        self.copy = Some(copy.collect::<Result<_>>()?);
+        Ok(())
+    }
+
+    /// Put the kept copy back into the variables (nothing to do when none was kept).
+    fn restore(&self) -> Result<()> {
+        for (var, kept) in self.vars.iter().zip(self.copy.iter().flatten()) {
+            var.set(kept)?;
+        }
+        Ok(())
     }
 }
 
@@ -129,6 +166,8 @@ impl Stepper {
 }
 
 /// Train `vars` through `forward` for up to `settings.epochs` epochs; `on_epoch` sees each one.
+/// When it returns, early-stopped or not, `vars` hold the weights of the best epoch by the
+/// objective (the earlier of equals): the epoch `ranking::kept::kept_epoch` names.
 pub fn fit(
     settings: &FitSettings,
     data: &PhaseData,
@@ -138,6 +177,7 @@ pub fn fit(
     cancel: &AtomicBool,
     on_epoch: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<EpochMetrics>> {
+    let mut best_weights = BestWeights::new(vars.clone());
     let mut stepper = Stepper::new(vars, settings)?;
     let mut stopping = EarlyStopping::new(settings.patience, settings.objective);
     let weights = match settings.class_weights {
@@ -194,10 +234,15 @@ pub fn fit(
         on_epoch(&metrics)?;
         let watched = settings.objective.of_epoch(&metrics);
         history.push(metrics);
-        if stopping.should_stop(watched) {
+        let verdict = stopping.judge(watched);
+        if verdict.new_best {
+            best_weights.keep()?;
+        }
+        if verdict.stop {
             break;
         }
     }
+    best_weights.restore()?;
     Ok(history)
 }
 
@@ -247,26 +292,78 @@ fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn early_stopping_waits_patience_epochs_without_a_better_loss() {
-        let mut policy = EarlyStopping::new(2, Objective::ValLoss);
-        let decisions: Vec<bool> = [1.0, 0.8, 0.9, 0.85, 0.7]
+    /// Each value's verdict as (new best, stop).
+    fn verdicts(policy: &mut EarlyStopping, values: &[f64]) -> Vec<(bool, bool)> {
+        values
             .iter()
-            .map(|&l| policy.should_stop(l))
-            .collect();
-        assert_eq!(decisions, [false, false, false, true, false]);
-        let mut never = EarlyStopping::new(0, Objective::ValLoss);
-        assert!(![1.0, 2.0, 3.0, 4.0].iter().any(|&l| never.should_stop(l)));
+            .map(|&v| policy.judge(v))
+            .map(|v| (v.new_best, v.stop))
+            .collect()
     }
 
     #[test]
-    fn early_stopping_on_a_score_waits_for_a_higher_value() {
+    fn early_stopping_waits_patience_epochs_without_a_better_loss() {
+        let mut policy = EarlyStopping::new(2, Objective::ValLoss);
+        let got = verdicts(&mut policy, &[1.0, 0.8, 0.9, 0.85, 0.7]);
+        let expected = [
+            (true, false),
+            (true, false),
+            (false, false),
+            (false, true),
+            (true, false),
+        ];
+        assert_eq!(got, expected);
+        let mut never = EarlyStopping::new(0, Objective::ValLoss);
+        let got = verdicts(&mut never, &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(
+            got,
+            [
+                (true, false),
+                (false, false),
+                (false, false),
+                (false, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn early_stopping_on_a_score_waits_for_a_higher_value_and_a_tie_is_no_new_best() {
         let mut policy = EarlyStopping::new(2, Objective::F1);
-        let decisions: Vec<bool> = [0.2, 0.5, 0.4, 0.5, 0.6]
-            .iter()
-            .map(|&v| policy.should_stop(v))
-            .collect();
-        assert_eq!(decisions, [false, false, false, true, false]);
+        let got = verdicts(&mut policy, &[0.2, 0.5, 0.4, 0.5, 0.6]);
+        let expected = [
+            (true, false),
+            (true, false),
+            (false, false),
+            (false, true),
+            (true, false),
+        ];
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn the_first_epoch_is_a_new_best_even_when_its_value_is_nan() {
+        let mut policy = EarlyStopping::new(0, Objective::Accuracy);
+        let got = verdicts(&mut policy, &[f64::NAN, f64::NAN, 0.1]);
+        assert_eq!(got, [(true, false), (false, false), (true, false)]);
+    }
+
+    #[test]
+    fn best_weights_put_back_the_kept_copy_and_nothing_without_one() -> Result<()> {
+        let device = candle_core::Device::Cpu;
+        let var = Var::from_tensor(&Tensor::new(&[1f32, 2.0], &device)?)?;
+        let mut best = BestWeights::new(vec![var.clone()]);
+        best.restore()?;
+        assert_eq!(var.as_tensor().to_vec1::<f32>()?, [1.0, 2.0], "no copy yet");
+        best.keep()?;
+        var.set(&Tensor::new(&[5f32, 6.0], &device)?)?;
+        assert_eq!(
+            var.as_tensor().to_vec1::<f32>()?,
+            [5.0, 6.0],
+            "the copy is not shared"
+        );
+        best.restore()?;
+        assert_eq!(var.as_tensor().to_vec1::<f32>()?, [1.0, 2.0]);
+        Ok(())
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use super::features::FeatureBank;
 use super::fit::{fit, FitSettings, PhaseData};
 use crate::model::{Backbone, Classifier, FineTunedBlocks, Head, HeadConfig};
+use crate::ranking::kept::kept_epoch;
 use crate::trial::{EpochMetrics, Objective, Phase, TrainSettings, TrialOutcome};
 use candle_core::Device;
 use rand::rngs::StdRng;
@@ -18,8 +19,8 @@ pub struct PhaseContext<'a> {
     pub cancel: &'a AtomicBool,
 }
 
-/// A trained head (a classifier without fine-tuned blocks), the metrics of its epochs, and the
-/// random stream where it stopped.
+/// A trained head (a classifier without fine-tuned blocks) with the weights of its best epoch,
+/// the metrics of all its epochs, and the random stream where it stopped.
 pub struct HeadPhase {
     pub model: Classifier,
     pub epochs: Vec<EpochMetrics>,
@@ -47,14 +48,18 @@ pub fn head_phase(
     Ok(HeadPhase { model, epochs, rng })
 }
 
-/// A fine-tuned classifier and the epochs it took.
+/// What a trial keeps after its fine-tune phase, and the epochs that phase took.
 pub struct FineTuned {
+    /// The weights of the trial's best epoch over both phases (`ranking::kept`): the fine-tuned
+    /// classifier at its best epoch, or, when no fine-tune epoch beat the head phase's best, a
+    /// copy of the head phase's classifier (no fine-tuned blocks).
     pub model: Classifier,
+    /// Every epoch the fine-tune phase trained, kept or not.
     pub epochs: Vec<EpochMetrics>,
 }
 
-/// Phase 2: from the head phase's result, fine-tune the last `unfreeze_depth` blocks and the
-/// head together, starting from the recorded input of the first unfrozen block.
+/// Phase 2: from the head phase's best weights, fine-tune the last `unfreeze_depth` blocks and
+/// the head together, starting from the recorded input of the first unfrozen block.
 pub fn finetune_phase(
     ctx: &PhaseContext,
     start: &HeadPhase,
@@ -70,7 +75,17 @@ pub fn finetune_phase(
         }),
     };
     let rng = start.rng.clone();
-    let (model, epochs, _) = train(ctx, settings, Phase::Finetune, model, rng, on_epoch)?;
+    let (tuned, epochs, _) = train(ctx, settings, Phase::Finetune, model, rng, on_epoch)?;
+    let both: Vec<EpochMetrics> = start.epochs.iter().chain(&epochs).cloned().collect();
+    let kept = kept_epoch(&both, settings.objective);
+    let model = if kept.is_some_and(|e| e.phase == Phase::Finetune) {
+        tuned
+    } else {
+        Classifier {
+            head: start.model.head.fork()?,
+            tail: None,
+        }
+    };
     Ok(FineTuned { model, epochs })
 }
 
@@ -125,23 +140,71 @@ fn fit_settings(settings: &TrainSettings, phase: Phase, classes: usize) -> FitSe
     }
 }
 
-/// A trial's outcome from all its epochs: the final epoch's validation scores and the bests.
+/// A trial's outcome from all its epochs (both phases): the validation scores of the epoch whose
+/// weights it kept (`ranking::kept`), the best accuracy over all of them, and how long it took.
 pub fn summarize(epochs: &[EpochMetrics], objective: Objective, seconds: f64) -> TrialOutcome {
-    let last = epochs.last();
-    let values = epochs.iter().map(|e| objective.of_epoch(e));
-    let best_objective = if objective.higher_is_better() {
-        values.fold(f64::NAN, f64::max)
-    } else {
-        values.fold(f64::NAN, f64::min)
-    };
+    let kept = kept_epoch(epochs, objective);
     TrialOutcome {
-        val_accuracy: last.map_or(0.0, |e| e.val_accuracy),
+        val_accuracy: kept.map_or(0.0, |e| e.val_accuracy),
         best_val_accuracy: epochs.iter().map(|e| e.val_accuracy).fold(0.0, f64::max),
-        val_loss: last.map_or(f64::NAN, |e| e.val_loss),
-        balanced_accuracy: last.map_or(0.0, |e| e.val_balanced_accuracy),
-        f1: last.map_or(0.0, |e| e.val_f1),
-        best_objective,
+        val_loss: kept.map_or(f64::NAN, |e| e.val_loss),
+        balanced_accuracy: kept.map_or(0.0, |e| e.val_balanced_accuracy),
+        f1: kept.map_or(0.0, |e| e.val_f1),
+        best_objective: kept.map_or(f64::NAN, |e| objective.of_epoch(e)),
         epochs: epochs.len(),
         seconds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ranking::fixtures;
+
+    /// An epoch whose balanced accuracy and F1 differ from its accuracy.
+    fn epoch(phase: Phase, number: usize, accuracy: f64, loss: f64) -> EpochMetrics {
+        EpochMetrics {
+            val_balanced_accuracy: accuracy - 0.1,
+            val_f1: accuracy - 0.2,
+            ..fixtures::epoch(phase, number, accuracy, loss)
+        }
+    }
+
+    #[test]
+    fn the_outcome_describes_the_kept_epoch_not_the_last() {
+        let epochs = [
+            epoch(Phase::Head, 1, 0.6, 0.9),
+            epoch(Phase::Head, 2, 0.8, 0.7),
+            epoch(Phase::Finetune, 1, 0.8, 0.4),
+            epoch(Phase::Finetune, 2, 0.7, 0.5),
+        ];
+        let by_accuracy = summarize(&epochs, Objective::Accuracy, 3.0);
+        assert_eq!(
+            by_accuracy,
+            TrialOutcome {
+                val_accuracy: 0.8,
+                best_val_accuracy: 0.8,
+                val_loss: 0.7,
+                balanced_accuracy: 0.8 - 0.1,
+                f1: 0.8 - 0.2,
+                best_objective: 0.8,
+                epochs: 4,
+                seconds: 3.0,
+            },
+            "head 2 ties finetune 1 and comes first"
+        );
+        let by_loss = summarize(&epochs, Objective::ValLoss, 3.0);
+        assert_eq!(
+            (
+                by_loss.val_accuracy,
+                by_loss.val_loss,
+                by_loss.best_objective
+            ),
+            (0.8, 0.4, 0.4),
+            "finetune 1"
+        );
+        let none = summarize(&[], Objective::Accuracy, 0.0);
+        assert_eq!((none.val_accuracy, none.epochs), (0.0, 0));
+        assert!(none.val_loss.is_nan() && none.best_objective.is_nan());
     }
 }
