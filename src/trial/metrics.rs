@@ -24,16 +24,18 @@ pub struct EpochMetrics {
 /// What a finished trial reports to the store.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrialOutcome {
-    /// Validation accuracy after the trial's last epoch (what its final weights score).
+    /// Validation accuracy of the kept epoch: the trial's best by its objective over both phases
+    /// (`ranking::kept`), whose weights the trial ends with.
     pub val_accuracy: f64,
     /// Best validation accuracy over all epochs of both phases.
     pub best_val_accuracy: f64,
+    /// Validation loss of the kept epoch.
     pub val_loss: f64,
-    /// Validation balanced accuracy after the last epoch.
+    /// Validation balanced accuracy of the kept epoch.
     pub balanced_accuracy: f64,
-    /// Validation F1 after the last epoch.
+    /// Validation F1 of the kept epoch.
     pub f1: f64,
-    /// Best value of the trial's objective over all epochs (lowest for `val_loss`).
+    /// The objective of the kept epoch: its best over all epochs (lowest for `val_loss`).
     pub best_objective: f64,
     /// Total epochs trained over both phases.
     pub epochs: usize,
