@@ -14,6 +14,10 @@ pub(super) const EPOCH_COLUMNS: &str =
     "phase, epoch, train_loss, train_accuracy, val_loss, val_accuracy, seconds, \
      val_balanced_accuracy, val_f1";
 
+/// How every backend orders a trial's epochs: head epochs first, then fine-tune epochs, each by
+/// epoch number.
+pub(super) const EPOCH_ORDER: &str = "CASE phase WHEN 'head' THEN 0 ELSE 1 END, epoch";
+
 /// Stored integers are i64; counts of epochs always fit.
 pub(super) fn count_to_sql(count: usize) -> anyhow::Result<i64> {
     i64::try_from(count).with_context(|| format!("count {count} does not fit in the database"))

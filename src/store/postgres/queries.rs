@@ -7,7 +7,7 @@ use super::columns::{epoch_from_row, study_from_row, trial_from_row};
 use super::Postgres;
 use crate::store::backend::Backend;
 use crate::store::lease::{ensure_lease_held, Claimed, Lease, LeaseLost};
-use crate::store::rows::{count_to_sql, EPOCH_COLUMNS, TRIAL_COLUMNS};
+use crate::store::rows::{count_to_sql, EPOCH_COLUMNS, EPOCH_ORDER, TRIAL_COLUMNS};
 use crate::store::Recovered;
 use crate::trial::{EpochMetrics, StudyRecord, TrialOutcome, TrialRecord, TrialSpec, Vocabulary};
 use std::collections::BTreeMap;
@@ -19,9 +19,6 @@ macro_rules! now_text {
         "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
     };
 }
-
-/// Head epochs first, then fine-tune epochs, each by epoch number.
-const EPOCH_ORDER: &str = "CASE phase WHEN 'head' THEN 0 ELSE 1 END, epoch";
 
 /// The outcome columns a new attempt clears.
 const CLEARED_OUTCOME: &str = "finished_at = NULL, error = NULL, val_accuracy = NULL, \

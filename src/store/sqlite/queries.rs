@@ -5,7 +5,9 @@ use super::columns::study_from_row;
 use super::Sqlite;
 use crate::store::backend::Backend;
 use crate::store::lease::{ensure_lease_held, Claimed, Lease};
-use crate::store::rows::{count_to_sql, EpochRow, TrialRow, EPOCH_COLUMNS, TRIAL_COLUMNS};
+use crate::store::rows::{
+    count_to_sql, EpochRow, TrialRow, EPOCH_COLUMNS, EPOCH_ORDER, TRIAL_COLUMNS,
+};
 use crate::store::Recovered;
 use crate::trial::{EpochMetrics, StudyRecord, TrialOutcome, TrialRecord, TrialSpec, Vocabulary};
 use anyhow::Context;
@@ -19,9 +21,6 @@ macro_rules! now_sql {
         "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
     };
 }
-
-/// Head epochs first, then fine-tune epochs, each by epoch number.
-const EPOCH_ORDER: &str = "CASE phase WHEN 'head' THEN 0 ELSE 1 END, epoch";
 
 impl Backend for Sqlite {
     fn ensure_study(
