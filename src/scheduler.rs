@@ -165,10 +165,10 @@ fn wait_for_expired_leases(
         return Ok(VecDeque::new());
     };
     let info = ctx.backbone.info();
-    let recorded = &ctx.bank.train.frozen.boundaries;
     let trainable = |t: &TrialRecord| {
         let depth = t.settings.unfreeze_depth;
-        depth == 0 || recorded.contains_key(&info.boundary_of(depth))
+        let boundary = (depth > 0).then(|| info.boundary_of(depth));
+        ctx.bank.holds(boundary, &t.settings)
     };
     loop {
         let trials = store.trials(study_id)?;

@@ -2,6 +2,7 @@
 
 use super::Exit;
 use crate::cli::PlanArgs;
+use crate::data::load_dataset;
 use crate::grid::Grid;
 use crate::train::Plan;
 use comfy_table::Table;
@@ -36,5 +37,16 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
     );
     crate::outln!("{table}");
     crate::out!("{plan}");
+    if plan.views_per_image() > 0 {
+        let data = load_dataset(&grid.data, grid.seed)?;
+        let images = data.train.len() + data.val.len();
+        let views = plan.views_per_image() * data.train.len();
+        crate::outln!(
+            "the backbone pass: {images} images + {views} augmented views = {} inputs, {:.1}x \
+             the pass without augmentation (once for the whole grid, and cached)",
+            images + views,
+            (images + views) as f64 / images.max(1) as f64
+        );
+    }
     Ok(Exit::Ok)
 }

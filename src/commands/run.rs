@@ -118,12 +118,23 @@ fn say(event: &Event, quiet: bool) {
         Event::Cache(line) => eprintln!("warning: {line}"),
         Event::FrozenWork {
             images,
+            views: 0,
             from_cache,
             size,
             seconds,
             studies,
         } => eprintln!(
             "backbone pass: {images} images at {size} px in {seconds:.1} s ({from_cache} from the cache), shared by {studies} studies"
+        ),
+        Event::FrozenWork {
+            images,
+            views,
+            from_cache,
+            size,
+            seconds,
+            studies,
+        } => eprintln!(
+            "backbone pass: {images} images and {views} augmented views at {size} px in {seconds:.1} s ({from_cache} from the cache), shared by {studies} studies"
         ),
         Event::Training { study, plan } => eprint!("study {study}: {plan}"),
         Event::Trained {

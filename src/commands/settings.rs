@@ -41,6 +41,8 @@ fn accepts(range: Range) -> String {
         Range::Positive => "number > 0".to_string(),
         Range::NonNegative => "number >= 0".to_string(),
         Range::Fraction => "number in [0, 1)".to_string(),
+        Range::Share => "number in (0, 1]".to_string(),
+        Range::Flag => "true or false".to_string(),
         Range::Count { min, max } if max >= i64::MAX as u64 => format!("whole number >= {min}"),
         Range::Count { min, max } => format!("whole number {min}..={max}"),
         Range::Blocks => "0..=the backbone's blocks".to_string(),

@@ -47,6 +47,16 @@ impl From<image::ImageError> for DecodeError {
 
 /// One image file as `size` x `size` RGB bytes (HWC), exactly as training saw its images.
 pub fn decode_file(path: &Path, size: usize) -> Result<Vec<u8>, DecodeError> {
+    decode_file_as(path, size, &|image| resized(image, size))
+}
+
+/// One image file decoded within the budget and made into `size` x `size` RGB bytes by
+/// `finish` (a plain resize, or an augmented view).
+pub fn decode_file_as(
+    path: &Path,
+    size: usize,
+    finish: &dyn Fn(DynamicImage) -> Vec<u8>,
+) -> Result<Vec<u8>, DecodeError> {
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
         // A FIFO or device named like a photo (e.g. listed in a manifest) would block or
@@ -57,12 +67,19 @@ pub fn decode_file(path: &Path, size: usize) -> Result<Vec<u8>, DecodeError> {
     }
     let encoded = meta.len();
     let open = || Ok(BufReader::new(File::open(path)?));
-    decode_within_budget(open, ImageFormat::from_path(path).ok(), encoded, size)
+    decode_within_budget(open, ImageFormat::from_path(path).ok(), encoded, size, finish)
 }
 
 /// An image held in memory (an upload) as `size` x `size` RGB bytes, as [`decode_file`] does.
 pub fn decode_bytes(bytes: &[u8], size: usize) -> Result<Vec<u8>, DecodeError> {
-    decode_within_budget(|| Ok(Cursor::new(bytes)), None, bytes.len() as u64, size)
+    let finish = |image| resized(image, size);
+    decode_within_budget(
+        || Ok(Cursor::new(bytes)),
+        None,
+        bytes.len() as u64,
+        size,
+        &finish,
+    )
 }
 
 /// Decode what `open` reads (`encoded` bytes long; `named` is the format its file name says,
@@ -74,6 +91,7 @@ fn decode_within_budget<R: BufRead + Seek>(
     named: Option<ImageFormat>,
     encoded: u64,
     size: usize,
+    finish: &dyn Fn(DynamicImage) -> Vec<u8>,
 ) -> Result<Vec<u8>, DecodeError> {
     let target = size as u64;
     let mut reader = ImageReader::new(open()?);
@@ -103,7 +121,7 @@ fn decode_within_budget<R: BufRead + Seek>(
         let needed = decoded + rgb + resize_bytes(w, target);
         let _reserved = reserve(needed, header.width, header.height)?;
         let image = decode_reduced(open()?, header, k).map_err(DecodeError::Unreadable)?;
-        return Ok(resized(image, size));
+        return Ok(finish(image));
     }
     reader.limits(limits());
     let decoder = reader.into_decoder()?;
@@ -118,7 +136,7 @@ fn decode_within_budget<R: BufRead + Seek>(
     let jpeg_extra = jpeg.map_or(0, |h| encoded + h.coefficient_bytes());
     let needed = decoder.total_bytes() + rgb + resize_bytes(w, target) + jpeg_extra;
     let _reserved = reserve(needed, w, h)?;
-    Ok(resized(DynamicImage::from_decoder(decoder)?, size))
+    Ok(finish(DynamicImage::from_decoder(decoder)?))
 }
 
 /// What the image crate's decoders may allocate: no side over 65,535 pixels, no buffer over
@@ -149,7 +167,8 @@ fn reserve(needed: u64, width: u64, height: u64) -> Result<Reservation<'static>,
     Ok(DECODE_BUDGET.reserve(needed))
 }
 
-fn resized(image: DynamicImage, size: usize) -> Vec<u8> {
+/// The image as `size` x `size` RGB bytes: the plain resize every unaugmented image gets.
+pub fn resized(image: DynamicImage, size: usize) -> Vec<u8> {
     let rgb = image.into_rgb8();
     let side = size as u32;
     image::imageops::resize(&rgb, side, side, FilterType::Triangle).into_raw()

@@ -1,8 +1,10 @@
 //! Where the images come from: class folders, the train/validation split, decoding (no candle).
 
+pub mod augment;
 pub mod budget;
 pub mod decode;
 pub mod manifest;
+pub mod pass_input;
 pub mod reduced_jpeg;
 pub mod source;
 pub mod split;

@@ -187,6 +187,16 @@ pub(super) fn expect_str<'a>(name: &str, value: &'a Value<'_>) -> Result<&'a str
     })
 }
 
+pub(super) fn expect_bool(name: &str, value: &Value<'_>) -> Result<bool, Issue> {
+    match value.get_ref() {
+        DeValue::Boolean(b) => Ok(*b),
+        other => Err(Issue::at(
+            value.span(),
+            format!("`{name}` must be true or false, not {}", describe(other)),
+        )),
+    }
+}
+
 pub(super) fn expect_int(name: &str, value: &Value<'_>) -> Result<i64, Issue> {
     match value.get_ref() {
         DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).map_err(|_| {

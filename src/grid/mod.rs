@@ -130,6 +130,7 @@ impl Grid {
             settings.apply(&axis.name, value);
             params.insert(axis.name.clone(), value.clone());
         }
+        settings.drop_unused_augmentation();
         TrialSpec {
             key: trial_key(&settings),
             params,

@@ -4,7 +4,7 @@ use super::doc::{
     did_you_mean, entries_in_file_order, expect_array, expect_count, expect_float, expect_str,
     expect_table, reject_unknown_keys, syntax_issue, Issue, Key, Value,
 };
-use super::settings::{grid_keys, setting_value, train_keys};
+use super::settings::{grid_keys, setting_entries, setting_value, train_keys};
 use super::{Axis, DataConfig, DataSource, Grid, ModelConfig, SplitMode};
 use crate::catalogue::{self, BackboneInfo, BackboneKind, MAX_IMAGE_SIZE};
 use crate::trial::{ParamValue, TrainSettings, Vocabulary};
@@ -417,12 +417,10 @@ fn read_train(
             "`seed` belongs in [study] (or as a [grid] axis), not in [train]",
         ));
     }
-    reject_unknown_keys(table, "[train]", &train_keys())?;
     let mut names = Vec::new();
-    for (key, value) in entries_in_file_order(table) {
-        let name = key.get_ref().as_ref();
-        fixed.apply(name, &setting_value(name, value, backbone.blocks)?);
-        names.push(name.to_string());
+    for (name, _, value) in setting_entries(table, "[train]", &train_keys())? {
+        fixed.apply(&name, &setting_value(&name, value, backbone.blocks)?);
+        names.push(name);
     }
     Ok(names)
 }
@@ -435,17 +433,15 @@ fn read_axes(
     let Some((_, table)) = grid else {
         return Ok(Vec::new());
     };
-    reject_unknown_keys(table, "[grid]", &grid_keys())?;
     let mut axes = Vec::new();
-    for (key, value) in entries_in_file_order(table) {
-        let name = key.get_ref().as_ref();
-        if train_names.iter().any(|n| n == name) {
+    for (name, key, value) in setting_entries(table, "[grid]", &grid_keys())? {
+        if train_names.contains(&name) {
             return Err(Issue::at(
                 key.span(),
                 format!("`{name}` is set in both [train] and [grid]; keep one"),
             ));
         }
-        axes.push(read_axis(name, value, backbone)?);
+        axes.push(read_axis(&name, value, backbone)?);
     }
     Ok(axes)
 }

@@ -1,7 +1,11 @@
 //! Checking one grid-file value of a training setting against the setting's [`Range`].
 
-use super::doc::{expect_count, expect_float, expect_str, Issue, Value};
+use super::doc::{
+    did_you_mean, entries_in_file_order, expect_bool, expect_count, expect_float, expect_str,
+    Issue, Key, Value,
+};
 use crate::trial::{list_choices, setting, ParamValue, Range, SETTINGS};
+use toml::de::DeTable;
 
 /// The keys `[grid]` accepts: every setting.
 pub(super) fn grid_keys() -> Vec<&'static str> {
@@ -15,6 +19,45 @@ pub(super) fn train_keys() -> Vec<&'static str> {
         .filter(|s| s.in_train_table)
         .map(|s| s.name)
         .collect()
+}
+
+/// The entries of a `[train]` or `[grid]` table by setting name, in file order: a setting
+/// named `group.key` (e.g. `augment.views`) is written `augment.views = 4`, as `augment = { views
+/// = 4 }` or under `[train.augment]`, all one nested table in TOML. Fails on the first key
+/// that is not in `allowed`.
+pub(super) fn setting_entries<'a, 'i>(
+    table: &'a DeTable<'i>,
+    section: &str,
+    allowed: &[&str],
+) -> Result<Vec<(String, &'a Key<'i>, &'a Value<'i>)>, Issue> {
+    let mut entries = Vec::new();
+    for (key, value) in entries_in_file_order(table) {
+        let name = key.get_ref().as_ref();
+        let group = format!("{name}.");
+        let nested = value.get_ref().as_table();
+        match nested.filter(|_| allowed.iter().any(|a| a.starts_with(&group))) {
+            Some(nested) => {
+                for (inner, value) in entries_in_file_order(nested) {
+                    entries.push((format!("{group}{}", inner.get_ref()), inner, value));
+                }
+            }
+            None => entries.push((name.to_string(), key, value)),
+        }
+    }
+    for (name, key, _) in &entries {
+        if !allowed.contains(&name.as_str()) {
+            let listed: Vec<String> = allowed.iter().map(|k| format!("`{k}`")).collect();
+            return Err(Issue::at(
+                key.span(),
+                format!(
+                    "unknown key `{name}` in {section}{}; valid keys: {}",
+                    did_you_mean(name, allowed, |k| format!("`{k}`")),
+                    listed.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(entries)
 }
 
 /// Checks one value of setting `name` and returns it as the grid keeps it
@@ -32,6 +75,8 @@ pub(super) fn setting_value(
         Range::Positive => number(name, value, |x| x > 0.0, "a finite number > 0"),
         Range::NonNegative => number(name, value, |x| x >= 0.0, "a finite number >= 0"),
         Range::Fraction => number(name, value, |x| (0.0..1.0).contains(&x), "in [0, 1)"),
+        Range::Share => number(name, value, |x| x > 0.0 && x <= 1.0, "in (0, 1]"),
+        Range::Flag => expect_bool(name, value).map(ParamValue::Bool),
         Range::Count { min, max } => count(name, value, to_i64(min), to_i64(max)),
         Range::Blocks => count(name, value, 0, to_i64(blocks as u64)),
         Range::Choice(names) => choice(name, value, names),

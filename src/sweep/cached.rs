@@ -4,7 +4,8 @@
 
 use super::frozen::{BackbonePass, Frozen, FrozenJob, FrozenSource, Notice};
 use crate::cache::{ImageId, MappedSegment, PassFolder, PassKey, Recording, SegmentRows};
-use crate::data::decode::{decode_file, Skipped};
+use crate::data::decode::Skipped;
+use crate::data::pass_input::PassInput;
 use crate::data::stream::Streamed;
 use crate::digest::{file_sha256, sha256_of};
 use crate::model::frozen::FrozenForward;
@@ -77,7 +78,7 @@ impl CachedPass<'_> {
             weights_sha256: sha256_of(weights).map_err(trouble(&weights.display().to_string()))?,
             image_size: job.key.image_size,
         };
-        let ids: Vec<Option<ImageId>> = job.samples.par_iter().map(|s| image_id(&s.path)).collect();
+        let ids = input_ids(job.inputs);
         let folder = PassFolder::open(&self.dir, &key).map_err(trouble("cannot open it"))?;
         let _building = folder.building().map_err(trouble("cannot lock it"))?;
         let recordings: Vec<Recording> = std::iter::once(Recording::Pooled)
@@ -113,15 +114,17 @@ impl CachedPass<'_> {
             .iter()
             .filter(|id| id.is_some_and(|id| cached.iter().all(|c| c.contains(&id))))
             .count();
-        let (frozen, files) = self.rows(&folder, &recordings, segments, job, &ids);
+        let (frozen, inputs) = self.rows(&folder, &recordings, segments, job, &ids);
+        let activations = SharedActivations::new(frozen, inputs);
         Ok(Frozen {
-            images: files.len(),
-            activations: SharedActivations::new(frozen, files),
+            images: activations.images(),
+            views: activations.views(),
+            activations,
             from_cache,
         })
     }
 
-    /// Run the backbone over the samples `todo`, writing the rows each recording lacks to a
+    /// Run the backbone over the inputs `todo`, writing the rows each recording lacks to a
     /// new segment of it; returns the new segments, mapped, per recording.
     #[allow(clippy::too_many_arguments)]
     fn compute(
@@ -164,19 +167,21 @@ impl CachedPass<'_> {
             boundaries: &blocks,
             device: self.device,
         };
-        let samples: Vec<&PathBuf> = todo.iter().map(|&i| &job.samples[i].path).collect();
-        progress.start(Work::Backbone, samples.len());
+        progress.start(Work::Backbone, todo.len());
         let on_batch = |n| progress.advance(n);
         let before_batch = stop_on_cancel(job.cancel, &on_batch);
-        let decode = |path: &&PathBuf| decode_file(path, pass.size);
-        let streamed = pass.streamed(&samples, &decode, &before_batch, &mut |event| {
+        let decode = |&i: &usize| job.inputs[i].decode(pass.size, ids[i].as_ref());
+        let streamed = pass.streamed(todo, &decode, &before_batch, &mut |event| {
             match event {
                 Streamed::Unreadable(k, reason) => {
                     progress.advance(1);
-                    skipped.push(Skipped {
-                        path: samples[k].clone(),
-                        reason: reason.to_string(),
-                    });
+                    let input = &job.inputs[todo[k]];
+                    if input.view.is_none() {
+                        skipped.push(Skipped {
+                            path: input.path.clone(),
+                            reason: reason.to_string(),
+                        });
+                    }
                 }
                 Streamed::Worked(items, recorded) => {
                     for (r, writer) in writers.iter_mut().enumerate() {
@@ -219,8 +224,8 @@ impl CachedPass<'_> {
         Ok(added)
     }
 
-    /// The rows of `job`'s samples found in `segments` (every recording of one image), in the
-    /// samples' order, and those samples' files.
+    /// The rows of `job`'s inputs found in `segments` (every recording of one input), in the
+    /// inputs' order, and those inputs.
     fn rows(
         &self,
         folder: &PassFolder,
@@ -228,7 +233,7 @@ impl CachedPass<'_> {
         segments: Vec<Vec<MappedSegment>>,
         job: &FrozenJob,
         ids: &[Option<ImageId>],
-    ) -> (RecordedRows, Vec<PathBuf>) {
+    ) -> (RecordedRows, Vec<PassInput>) {
         let rows_of: Vec<HashMap<ImageId, u32>> = segments
             .iter()
             .map(|found| {
@@ -237,13 +242,13 @@ impl CachedPass<'_> {
                 ids.enumerate().map(|(row, id)| (id, row as u32)).collect()
             })
             .collect();
-        let mut files = Vec::new();
+        let mut found = Vec::new();
         let mut positions: Vec<Vec<u32>> = vec![Vec::new(); recordings.len()];
-        for (sample, id) in job.samples.iter().zip(ids) {
+        for (input, id) in job.inputs.iter().zip(ids) {
             let Some(id) = id else { continue };
             let rows: Option<Vec<u32>> = rows_of.iter().map(|m| m.get(id).copied()).collect();
             if let Some(rows) = rows {
-                files.push(sample.path.clone());
+                found.push(input.clone());
                 for (p, row) in positions.iter_mut().zip(rows) {
                     p.push(row);
                 }
@@ -262,11 +267,25 @@ impl CachedPass<'_> {
             })
             .zip(views)
             .collect();
-        (RecordedRows { pooled, boundaries }, files)
+        (RecordedRows { pooled, boundaries }, found)
     }
 }
 
-/// The samples to run through the backbone: each image some recording lacks (once, however
+/// The identity of each input (see [`PassInput::id`]), hashing each file once however many
+/// views of it there are; none for a file that cannot be read.
+fn input_ids(inputs: &[PassInput]) -> Vec<Option<ImageId>> {
+    let paths: HashSet<&Path> = inputs.iter().map(|i| i.path.as_path()).collect();
+    let files: HashMap<&Path, Option<ImageId>> = paths
+        .into_par_iter()
+        .map(|path| (path, image_id(path)))
+        .collect();
+    inputs
+        .iter()
+        .map(|input| files[input.path.as_path()].map(|file| input.id(&file)))
+        .collect()
+}
+
+/// The inputs to run through the backbone: each image or view some recording lacks (once, however
 /// many files hold it), and each file that cannot be read (so that its reason is told).
 fn to_compute(ids: &[Option<ImageId>], cached: &[HashSet<ImageId>]) -> Vec<usize> {
     let mut queued = HashSet::new();

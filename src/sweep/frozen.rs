@@ -3,7 +3,7 @@
 
 use super::groups::FrozenKey;
 use crate::data::decode::Skipped;
-use crate::data::Sample;
+use crate::data::pass_input::PassInput;
 use crate::model::frozen::FrozenForward;
 use crate::model::{Backbone, Device};
 use crate::scheduler::{Progress, Work};
@@ -11,22 +11,23 @@ use crate::train::features::SharedActivations;
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
 
-/// One group's frozen work: `samples` through `backbone` at the key's image size, keeping the
-/// pooled features and the inputs of `boundaries`.
+/// One group's frozen work: `inputs` (images, and augmented views of some) through `backbone`
+/// at the key's image size, keeping the pooled features and the inputs of `boundaries`.
 pub struct FrozenJob<'a> {
     pub key: &'a FrozenKey,
     pub backbone: &'a dyn Backbone,
-    pub samples: &'a [Sample],
+    pub inputs: &'a [PassInput],
     pub boundaries: &'a BTreeSet<usize>,
     /// Set by Ctrl-C: the work stops with [`crate::train::Interrupted`].
     pub cancel: &'a AtomicBool,
 }
 
-/// A job's activations, over the `images` that could be read, `from_cache` of them read from
-/// the on-disk cache rather than computed.
+/// A job's activations, over the `images` that could be read and their `views`, `from_cache`
+/// of all these read from the on-disk cache rather than computed.
 pub struct Frozen {
     pub activations: SharedActivations,
     pub images: usize,
+    pub views: usize,
     pub from_cache: usize,
 }
 
@@ -68,11 +69,11 @@ impl FrozenSource for BackbonePass<'_> {
             device: self.device,
         };
         // One phase: every file is a step, as its batch starts or when it cannot be read.
-        progress.start(Work::Backbone, job.samples.len());
+        progress.start(Work::Backbone, job.inputs.len());
         let mut unreadable = Vec::new();
         let recorded = SharedActivations::record(
             &pass,
-            job.samples,
+            job.inputs,
             job.cancel,
             &|n| progress.advance(n),
             &mut |s| {
@@ -85,7 +86,8 @@ impl FrozenSource for BackbonePass<'_> {
         unreadable.iter().for_each(|s| notice(Notice::Skipped(s)));
         let activations = recorded?;
         Ok(Frozen {
-            images: job.samples.len() - unreadable.len(),
+            images: activations.images(),
+            views: activations.views(),
             activations,
             from_cache: 0,
         })

@@ -1,7 +1,10 @@
-//! Which studies share frozen work: one group per (backbone, weights file, image size).
+//! Which studies share frozen work: one group per (backbone, weights file, image size), over
+//! the union of their images and of the augmented views their trials train on.
 
 use crate::catalogue::BackboneKind;
+use crate::data::pass_input::PassInput;
 use crate::data::Sample;
+use crate::trial::Augment;
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 
@@ -23,6 +26,8 @@ pub struct StudyNeeds<'a> {
     pub val: &'a [Sample],
     /// Block indices whose inputs its trials start from.
     pub boundaries: &'a BTreeSet<usize>,
+    /// The augmented views of each training image its trials train on (per view set).
+    pub views: &'a [Augment],
     /// Trials left to run: a study with none needs no frozen work.
     pub trials: usize,
 }
@@ -33,18 +38,20 @@ pub struct FrozenGroup {
     pub key: FrozenKey,
     /// Indices of the member studies in the slice given to [`group`], in order.
     pub members: Vec<usize>,
-    /// The members' images, train then val of each member in turn, each file once.
-    pub samples: Vec<Sample>,
+    /// The members' images, train then val of each member in turn, then the views of its
+    /// training images; each input once.
+    pub inputs: Vec<PassInput>,
     /// Every boundary some member needs.
     pub boundaries: BTreeSet<usize>,
 }
 
 /// Group the studies that have trials to run by their frozen key, in order of first
-/// appearance. A file named by several members is kept once, as the first names it (its label
-/// does not matter: each study brings its own).
+/// appearance. A file (or view) named by several members is kept once (its label does not
+/// matter: each study brings its own); a view set shared by members is made once, with the
+/// most views any of them asks for.
 pub fn group(studies: &[StudyNeeds]) -> Vec<FrozenGroup> {
     let mut groups: Vec<FrozenGroup> = Vec::new();
-    let mut seen: Vec<HashSet<PathBuf>> = Vec::new();
+    let mut seen: Vec<HashSet<PassInput>> = Vec::new();
     for (i, study) in studies.iter().enumerate() {
         if study.trials == 0 {
             continue;
@@ -55,7 +62,7 @@ pub fn group(studies: &[StudyNeeds]) -> Vec<FrozenGroup> {
                 groups.push(FrozenGroup {
                     key: study.key.clone(),
                     members: Vec::new(),
-                    samples: Vec::new(),
+                    inputs: Vec::new(),
                     boundaries: BTreeSet::new(),
                 });
                 seen.push(HashSet::new());
@@ -64,14 +71,19 @@ pub fn group(studies: &[StudyNeeds]) -> Vec<FrozenGroup> {
         };
         let (group, seen) = (&mut groups[at], &mut seen[at]);
         group.members.push(i);
-        group.samples.extend(
-            study
-                .train
-                .iter()
-                .chain(study.val)
-                .filter(|s| seen.insert(s.path.clone()))
-                .cloned(),
-        );
+        let plain = study.train.iter().chain(study.val);
+        let views = study.views.iter().flat_map(|augment| {
+            (0..augment.views).flat_map(move |number| {
+                study.train.iter().map(move |s| PassInput {
+                    path: s.path.clone(),
+                    view: Some((augment.set, number)),
+                })
+            })
+        });
+        let inputs = plain.map(|s| PassInput::plain(&s.path)).chain(views);
+        group
+            .inputs
+            .extend(inputs.filter(|input| seen.insert(input.clone())));
         group.boundaries.extend(study.boundaries);
     }
     groups
@@ -101,9 +113,10 @@ mod tests {
 
     fn paths(group: &FrozenGroup) -> Vec<&str> {
         group
-            .samples
+            .inputs
             .iter()
-            .map(|s| s.path.to_str().unwrap())
+            .filter(|input| input.view.is_none())
+            .map(|input| input.path.to_str().unwrap())
             .collect()
     }
 
@@ -119,6 +132,7 @@ mod tests {
             train,
             val,
             boundaries,
+            views: &[],
             trials,
         }
     }

@@ -67,10 +67,12 @@ pub enum Event<'a> {
     Skipped(&'a Skipped),
     /// Something about the activation cache (one line), e.g. a damaged file recomputed.
     Cache(&'a str),
-    /// One group's frozen work is recorded: `images` at `size` px for `studies` studies,
-    /// `from_cache` of them read from the on-disk cache.
+    /// One group's frozen work is recorded: `images` and `views` (augmented views of some of
+    /// them) at `size` px for `studies` studies, `from_cache` of these read from the on-disk
+    /// cache.
     FrozenWork {
         images: usize,
+        views: usize,
         from_cache: usize,
         size: usize,
         seconds: f64,
@@ -299,6 +301,7 @@ fn shared_frozen_work(
             train: &checked.dataset.train,
             val: &checked.dataset.val,
             boundaries: &queued.plan.boundaries,
+            views: &queued.plan.views,
             trials: queued.todo.len(),
         })
         .collect();
@@ -308,7 +311,7 @@ fn shared_frozen_work(
         let job = FrozenJob {
             key: &group.key,
             backbone: studies[group.members[0]].backbone.as_ref(),
-            samples: &group.samples,
+            inputs: &group.inputs,
             boundaries: &group.boundaries,
             cancel: settings.cancel,
         };
@@ -318,6 +321,7 @@ fn shared_frozen_work(
         })?;
         on_event(Event::FrozenWork {
             images: frozen.images,
+            views: frozen.views,
             from_cache: frozen.from_cache,
             size: group.key.image_size,
             seconds: clock.elapsed().as_secs_f64(),
@@ -341,9 +345,17 @@ fn run_study(
     progress: &dyn Progress,
     on_event: &mut dyn FnMut(Event),
 ) -> anyhow::Result<SweepSummary> {
+    let train = shared.select(&checked.dataset.train, settings.device)?;
+    let train_views = queued
+        .plan
+        .views
+        .iter()
+        .map(|augment| (augment.set, shared.select_views(&train.files, augment)))
+        .collect();
     let bank = FeatureBank {
-        train: shared.select(&checked.dataset.train, settings.device)?,
+        train,
         val: shared.select(&checked.dataset.val, settings.device)?,
+        train_views,
     };
     for split in [&bank.train, &bank.val] {
         if split.class_count()? < 2 {

@@ -3,11 +3,13 @@
 
 use super::rows::RecordedRows;
 use super::Interrupted;
-use crate::data::decode::{decode_file, Skipped};
+use crate::data::decode::Skipped;
+use crate::data::pass_input::PassInput;
 use crate::data::stream::Streamed;
 use crate::data::Sample;
 use crate::model::frozen::FrozenForward;
 use crate::model::Recorded;
+use crate::trial::{Augment, TrainSettings, ViewSet};
 use candle_core::{Device, Result, Tensor};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -23,73 +25,104 @@ pub struct Activations {
     pub files: Vec<PathBuf>,
 }
 
+/// The augmented views of a split's images: row `rows[v][i]` of `all` holds view v of image i.
+pub struct ViewRows {
+    pub all: RecordedRows,
+    pub rows: Vec<Vec<u32>>,
+}
+
 /// The frozen work of a study: computed once, shared by every trial.
 pub struct FeatureBank {
     pub train: Activations,
     pub val: Activations,
+    /// The views of the training images, per view set its trials use (validation has none).
+    pub train_views: HashMap<ViewSet, ViewRows>,
 }
 
-/// Activations of many images, looked up by file: one frozen pass shared by every study that
-/// uses the same backbone, weights and image size (e.g. seven attributes of one photo set).
+impl FeatureBank {
+    /// Whether the recorded work holds what a trial with `settings` trains on: the input of
+    /// its first fine-tuned block (`boundary`, if any) and its augmented views.
+    pub fn holds(&self, boundary: Option<usize>, settings: &TrainSettings) -> bool {
+        let recorded = boundary.is_none_or(|b| self.train.frozen.boundaries.contains_key(&b));
+        let views = settings.augment().is_none_or(|a| {
+            self.train_views
+                .get(&a.set)
+                .is_some_and(|v| v.rows.len() >= a.views)
+        });
+        recorded && views
+    }
+}
+
+/// Activations of many inputs (images, and augmented views of some), looked up by input: one
+/// frozen pass shared by every study that uses the same backbone, weights and image size (e.g.
+/// seven attributes of one photo set).
 pub struct SharedActivations {
-    rows: HashMap<PathBuf, u32>,
+    rows: HashMap<PassInput, u32>,
     frozen: RecordedRows,
 }
 
 impl SharedActivations {
-    /// Record the frozen pass over `samples` as they decode (see [`FrozenForward::streamed`];
-    /// their labels are not used: each study brings its own), keeping the pooled features and
-    /// the pass's boundaries. Files that are not readable images are left out and told to
-    /// `skipped`; `on_batch(n)` reports progress in images.
+    /// Record the frozen pass over `inputs` as they decode (see [`FrozenForward::streamed`]),
+    /// keeping the pooled features and the pass's boundaries. Files that are not readable
+    /// images are left out and told to `skipped` (once: not again for each view of one);
+    /// `on_batch(n)` reports progress in inputs.
     pub fn record(
         pass: &FrozenForward,
-        samples: &[Sample],
+        inputs: &[PassInput],
         cancel: &AtomicBool,
         on_batch: &(dyn Fn(usize) + Sync),
         skipped: &mut dyn FnMut(Skipped),
     ) -> anyhow::Result<SharedActivations> {
         let before_batch = stop_on_cancel(cancel, on_batch);
-        let decode = |sample: &Sample| decode_file(&sample.path, pass.size);
+        let decode = |input: &PassInput| input.decode(pass.size, None);
         let (mut outputs, mut kept) = (Vec::new(), Vec::new());
-        pass.streamed(samples, &decode, &before_batch, &mut |event| {
+        pass.streamed(inputs, &decode, &before_batch, &mut |event| {
             match event {
+                Streamed::Unreadable(i, _) if inputs[i].view.is_some() => on_batch(1),
                 Streamed::Unreadable(i, reason) => skipped(Skipped {
-                    path: samples[i].path.clone(),
+                    path: inputs[i].path.clone(),
                     reason: reason.to_string(),
                 }),
                 Streamed::Worked(items, recorded) => {
-                    kept.extend(items.into_iter().map(|i| &samples[i]));
+                    kept.extend(items.into_iter().map(|i| inputs[i].clone()));
                     outputs.push(recorded);
                 }
             }
             Ok(())
         })?;
         let frozen = RecordedRows::in_memory(Recorded::cat(outputs)?, pass.device);
-        let files = kept.iter().map(|s| s.path.clone()).collect();
-        Ok(SharedActivations::new(frozen, files))
+        Ok(SharedActivations::new(frozen, kept))
     }
 
-    /// Rows `frozen` of the images `files` (row i = file i).
-    pub fn new(frozen: RecordedRows, files: Vec<PathBuf>) -> SharedActivations {
-        let rows = files
-            .iter()
+    /// Rows `frozen` of `inputs` (row i = input i).
+    pub fn new(frozen: RecordedRows, inputs: Vec<PassInput>) -> SharedActivations {
+        let rows = inputs
+            .into_iter()
             .enumerate()
-            .map(|(i, f)| (f.clone(), i as u32))
+            .map(|(i, input)| (input, i as u32))
             .collect();
         SharedActivations { rows, frozen }
     }
 
-    /// How many images have rows.
+    /// How many images have rows (as they are, not counting views).
     pub fn images(&self) -> usize {
-        self.rows.len()
+        self.rows.keys().filter(|i| i.view.is_none()).count()
+    }
+
+    /// How many augmented views have rows.
+    pub fn views(&self) -> usize {
+        self.rows.len() - self.images()
     }
 
     /// One study's split: the rows of those `samples` that were recorded (files that did not
-    /// decode are left out), with the study's own labels.
+    /// decode are left out), with the study's own labels. Never augmented.
     pub fn select(&self, samples: &[Sample], device: &Device) -> Result<Activations> {
         let kept: Vec<(u32, &Sample)> = samples
             .iter()
-            .filter_map(|s| self.rows.get(&s.path).map(|&row| (row, s)))
+            .filter_map(|s| {
+                let row = self.rows.get(&PassInput::plain(&s.path));
+                row.map(|&row| (row, s))
+            })
             .collect();
         let rows: Vec<u32> = kept.iter().map(|(row, _)| *row).collect();
         let labels: Vec<u32> = kept.iter().map(|(_, s)| s.label as u32).collect();
@@ -98,6 +131,33 @@ impl SharedActivations {
             labels: Tensor::new(labels, device)?,
             files: kept.iter().map(|(_, s)| s.path.clone()).collect(),
         })
+    }
+}
+
+impl SharedActivations {
+    /// The rows of `augment`'s views of the images `files` (a split as [`Self::select`] gave
+    /// it), in that order; a view that was not recorded falls back to the image as it is.
+    pub fn select_views(&self, files: &[PathBuf], augment: &Augment) -> ViewRows {
+        let rows = (0..augment.views)
+            .map(|number| {
+                files
+                    .iter()
+                    .map(|path| {
+                        let view = PassInput {
+                            path: path.clone(),
+                            view: Some((augment.set, number)),
+                        };
+                        let row = self.rows.get(&view);
+                        *row.or_else(|| self.rows.get(&PassInput::plain(path)))
+                            .expect("select gave only recorded files")
+                    })
+                    .collect()
+            })
+            .collect();
+        ViewRows {
+            all: self.frozen.clone(),
+            rows,
+        }
     }
 }
 
@@ -127,6 +187,7 @@ impl Activations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::decode::decode_file;
     use crate::model::load_backbone;
     use candle_core::Device;
     use std::path::Path;
@@ -195,9 +256,10 @@ mod tests {
             pass.shape()
         );
         let mut skipped = Vec::new();
+        let inputs: Vec<PassInput> = samples.iter().map(|s| PassInput::plain(&s.path)).collect();
         let shared = SharedActivations::record(
             &pass,
-            &samples,
+            &inputs,
             &AtomicBool::new(false),
             &|_| {},
             &mut |s| skipped.push(s.path),

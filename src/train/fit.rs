@@ -10,12 +10,45 @@ use candle_core::{DType, Result, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer as _, ParamsAdamW, SGD};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// What a phase trains on each epoch.
+pub enum TrainInputs<'a> {
+    /// The same rows every epoch.
+    Fixed(&'a Rows),
+    /// One augmented view of each image per epoch, drawn from the trial's random stream: row
+    /// `rows[v][i]` of `all` holds view v of image i.
+    Views { all: &'a Rows, rows: &'a [Vec<u32>] },
+}
+
+impl TrainInputs<'_> {
+    fn len(&self) -> usize {
+        match self {
+            TrainInputs::Fixed(rows) => rows.len(),
+            TrainInputs::Views { rows, .. } => rows.first().map_or(0, Vec::len),
+        }
+    }
+
+    /// This epoch's rows (drawing nothing from `rng` without views, so that training without
+    /// augmentation is as it always was).
+    fn for_epoch(&self, rng: &mut StdRng) -> Rows {
+        match self {
+            TrainInputs::Fixed(rows) => (*rows).clone(),
+            TrainInputs::Views { all, rows } => {
+                let chosen: Vec<u32> = (0..self.len())
+                    .map(|i| rows[rng.random_range(0..rows.len())][i])
+                    .collect();
+                all.pick(&chosen)
+            }
+        }
+    }
+}
+
 /// Inputs and labels of both splits for one phase (inputs: rows of any shape).
 pub struct PhaseData<'a> {
-    pub train_inputs: &'a Rows,
+    pub train_inputs: TrainInputs<'a>,
     pub train_labels: &'a Tensor,
     pub val_inputs: &'a Rows,
     pub val_labels: &'a Tensor,
@@ -193,6 +226,7 @@ pub fn fit(
     let mut order: Vec<u32> = (0..n as u32).collect();
     for epoch in 1..=settings.epochs {
         let started = Instant::now();
+        let train_inputs = data.train_inputs.for_epoch(rng);
         order.shuffle(rng);
         let (mut loss_sum, mut correct) = (0.0, 0usize);
         for batch in order.chunks(settings.batch_size) {
@@ -200,7 +234,7 @@ pub fn fit(
                 return Err(Interrupted.into());
             }
             let index = Tensor::new(batch, data.train_labels.device())?;
-            let x = data.train_inputs.gather(batch)?;
+            let x = train_inputs.gather(batch)?;
             let y = data.train_labels.index_select(&index, 0)?;
             let logits = forward(&x, Some(rng))?;
             let loss = match &weights {

@@ -1,7 +1,7 @@
 //! The two phases of a trial: a new head on frozen features, then fine-tuning the last blocks.
 
 use super::features::FeatureBank;
-use super::fit::{fit, FitSettings, PhaseData};
+use super::fit::{fit, FitSettings, PhaseData, TrainInputs};
 use crate::model::{Backbone, Classifier, FineTunedBlocks, Head, HeadConfig};
 use crate::ranking::kept::kept_epoch;
 use crate::trial::{EpochMetrics, Objective, Phase, TrainSettings, TrialOutcome};
@@ -99,8 +99,22 @@ fn train(
     mut rng: StdRng,
     on_epoch: &mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
 ) -> anyhow::Result<(Classifier, Vec<EpochMetrics>, StdRng)> {
+    let train_inputs = match settings.augment() {
+        None => TrainInputs::Fixed(ctx.bank.train.frozen.input_for(&model)?),
+        Some(augment) => {
+            let views = ctx.bank.train_views.get(&augment.set);
+            let made = views.and_then(|v| Some((v, v.rows.get(..augment.views)?)));
+            let (views, rows) = made.ok_or_else(|| {
+                anyhow::anyhow!("the backbone pass did not make the trial's augmented views")
+            })?;
+            TrainInputs::Views {
+                all: views.all.input_for(&model)?,
+                rows,
+            }
+        }
+    };
     let data = PhaseData {
-        train_inputs: ctx.bank.train.frozen.input_for(&model)?,
+        train_inputs,
         train_labels: &ctx.bank.train.labels,
         val_inputs: ctx.bank.val.frozen.input_for(&model)?,
         val_labels: &ctx.bank.val.labels,

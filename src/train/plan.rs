@@ -1,7 +1,7 @@
 //! The shared work of a set of trials: which head phases and backbone boundaries they need.
 
 use crate::catalogue::BackboneInfo;
-use crate::trial::TrialSpec;
+use crate::trial::{Augment, TrialSpec};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -18,6 +18,9 @@ pub struct Plan {
     pub groups: Vec<HeadGroup>,
     /// Block indices whose inputs the backbone pass records (`boundary_of(d)` for depth d).
     pub boundaries: BTreeSet<usize>,
+    /// The augmented views the pass also makes of each training image: one entry per view set
+    /// the trials use, with the most views any of them asks for (fewer reuse the first ones).
+    pub views: Vec<Augment>,
     pub backbone: &'static BackboneInfo,
 }
 
@@ -41,11 +44,24 @@ impl Plan {
             .filter(|&d| d > 0)
             .map(|d| backbone.boundary_of(d))
             .collect();
+        let mut views: Vec<Augment> = Vec::new();
+        for augment in trials.iter().filter_map(|t| t.settings.augment()) {
+            match views.iter_mut().find(|v| v.set == augment.set) {
+                Some(known) => known.views = known.views.max(augment.views),
+                None => views.push(augment),
+            }
+        }
         Plan {
             groups,
             boundaries,
+            views,
             backbone,
         }
+    }
+
+    /// Views the pass makes of each training image, over every view set.
+    pub fn views_per_image(&self) -> usize {
+        self.views.iter().map(|v| v.views).sum()
     }
 
     pub fn trial_count(&self) -> usize {
@@ -78,6 +94,16 @@ impl fmt::Display for Plan {
                 format!(" and the inputs of {}", depths.join(", "))
             }
         )?;
+        for augment in &self.views {
+            writeln!(
+                f,
+                "  and {} augmented views of each training image ({}): the pass runs over the \
+                 training images {} more times",
+                augment.views,
+                augment.set.describe(),
+                augment.views
+            )?;
+        }
         writeln!(
             f,
             "{} head phases (instead of {}), {} fine-tune phases",

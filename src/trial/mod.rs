@@ -1,10 +1,12 @@
 //! Trial vocabulary shared by every layer: settings, identity, states and metrics (imports no
 //! other module of the crate).
 
+mod augment;
 mod metrics;
 mod settings;
 mod vocabulary;
 
+pub use augment::{Augment, ViewSet};
 pub use metrics::{EpochMetrics, TrialOutcome};
 pub use settings::{setting, Affects, ParamValue, Range, Setting, TrainSettings, SETTINGS};
 pub use vocabulary::{

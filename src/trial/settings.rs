@@ -1,6 +1,7 @@
 //! Training settings, defined once: the table every grid key, check, fingerprint and head-phase
 //! key is made from, and the `TrainSettings` a trial trains with.
 
+use super::augment::{Augment, ViewSet};
 use super::vocabulary::{ClassWeights, Objective, Optimizer, Vocabulary};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -28,6 +29,13 @@ impl ParamValue {
     fn as_count(&self) -> Option<u64> {
         match self {
             ParamValue::Int(i) => u64::try_from(*i).ok(),
+            _ => None,
+        }
+    }
+
+    fn as_flag(&self) -> Option<bool> {
+        match self {
+            ParamValue::Bool(b) => Some(*b),
             _ => None,
         }
     }
@@ -77,6 +85,28 @@ pub struct TrainSettings {
     /// Left out of the JSON when default, so trial keys made before it existed stay the same.
     #[serde(default, skip_serializing_if = "is_default")]
     pub class_weights: ClassWeights,
+    /// Augmented views of each training image; 0 = no augmentation. Like the three below, left
+    /// out of the JSON when default, so trial keys made before augmentation stay the same.
+    #[serde(rename = "augment.views", default, skip_serializing_if = "is_default")]
+    pub augment_views: usize,
+    #[serde(rename = "augment.hflip", default, skip_serializing_if = "is_default")]
+    pub augment_hflip: bool,
+    #[serde(
+        rename = "augment.crop",
+        default = "no_crop",
+        skip_serializing_if = "is_no_crop"
+    )]
+    pub augment_crop: f64,
+    #[serde(rename = "augment.colour", default, skip_serializing_if = "is_default")]
+    pub augment_colour: f64,
+}
+
+fn no_crop() -> f64 {
+    1.0
+}
+
+fn is_no_crop(crop: &f64) -> bool {
+    *crop == no_crop()
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -100,6 +130,10 @@ impl Default for TrainSettings {
             seed: 0,
             objective: Objective::Accuracy,
             class_weights: ClassWeights::None,
+            augment_views: 0,
+            augment_hflip: false,
+            augment_crop: no_crop(),
+            augment_colour: 0.0,
         }
     }
 }
@@ -113,6 +147,10 @@ pub enum Range {
     NonNegative,
     /// A number in [0, 1).
     Fraction,
+    /// A number in (0, 1].
+    Share,
+    /// true or false.
+    Flag,
     /// A whole number from `min` to `max`.
     Count { min: u64, max: u64 },
     /// A whole number from 0 to the backbone's block count.
@@ -157,6 +195,8 @@ const AT_LEAST_1: Range = Range::Count {
     max: MAX_COUNT,
 };
 
+/// Most augmented views of one image (each costs a backbone pass over the training images).
+const MAX_VIEWS: u64 = 64;
 /// Largest hidden layer a head may have.
 const MAX_HEAD_SIZE: u64 = 65536;
 /// Largest count otherwise.
@@ -232,6 +272,25 @@ pub const SETTINGS: &[Setting] = &[
         "balanced: weigh class c by n / (n_classes x count_c) in the training loss",
         |s| name(s.class_weights), |s, v| put(&mut s.class_weights, v.as_name()))
         .omitted_at_default(),
+    Setting::new("augment.views", Range::Count { min: 0, max: MAX_VIEWS }, HeadPhase,
+        "augmented views of each training image, made in the frozen pass (which costs that many \
+         more passes over the training images); each epoch trains on one per image; 0 = none",
+        |s| int(s.augment_views), |s, v| put(&mut s.augment_views, size(v)))
+        .omitted_at_default(),
+    Setting::new("augment.hflip", Range::Flag, HeadPhase,
+        "each view is mirrored left-right with probability 1/2",
+        |s| ParamValue::Bool(s.augment_hflip), |s, v| put(&mut s.augment_hflip, v.as_flag()))
+        .omitted_at_default(),
+    Setting::new("augment.crop", Range::Share, HeadPhase,
+        "random resized crop: each view keeps at least this share of the photo's area \
+         (aspect 3/4..4/3), resized to image_size; 1 = no crop",
+        |s| ParamValue::Float(s.augment_crop), |s, v| put(&mut s.augment_crop, v.as_f64()))
+        .omitted_at_default(),
+    Setting::new("augment.colour", Range::Fraction, HeadPhase,
+        "colour jitter: brightness, contrast and saturation each scaled by a factor in \
+         [1 - this, 1 + this]; 0 = none",
+        |s| ParamValue::Float(s.augment_colour), |s, v| put(&mut s.augment_colour, v.as_f64()))
+        .omitted_at_default(),
 ];
 
 /// The setting of that name.
@@ -283,6 +342,29 @@ impl Setting {
 }
 
 impl TrainSettings {
+    /// The augmentation this trial trains with, if any.
+    pub fn augment(&self) -> Option<Augment> {
+        (self.augment_views > 0).then_some(Augment {
+            views: self.augment_views,
+            set: ViewSet {
+                hflip: self.augment_hflip,
+                crop: self.augment_crop,
+                colour: self.augment_colour,
+            },
+        })
+    }
+
+    /// Without views the other augment settings change nothing: put them at their defaults,
+    /// so that such a trial is the same trial (key, head phase) as one that never named them.
+    pub fn drop_unused_augmentation(&mut self) {
+        if self.augment_views == 0 {
+            let none = TrainSettings::default();
+            self.augment_hflip = none.augment_hflip;
+            self.augment_crop = none.augment_crop;
+            self.augment_colour = none.augment_colour;
+        }
+    }
+
     /// Sets the setting `name` (unknown names are refused by the grid before this).
     pub fn apply(&mut self, name: &str, value: &ParamValue) {
         if let Some(s) = setting(name) {

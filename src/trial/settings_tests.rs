@@ -19,6 +19,10 @@ fn changed() -> TrainSettings {
         seed: 17,
         objective: Objective::F1,
         class_weights: ClassWeights::Balanced,
+        augment_views: 4,
+        augment_hflip: true,
+        augment_crop: 0.5,
+        augment_colour: 0.2,
     }
 }
 
@@ -33,6 +37,7 @@ fn other_value(setting: &Setting, settings: &TrainSettings) -> ParamValue {
         (Range::Fraction, ParamValue::Float(x)) => ParamValue::Float((x + 0.5) % 1.0),
         (_, ParamValue::Float(x)) => ParamValue::Float(x * 2.0 + 1.0),
         (_, ParamValue::Int(i)) => ParamValue::Int(i + 1),
+        (_, ParamValue::Bool(b)) => ParamValue::Bool(!b),
         other => panic!("{}: unexpected {other:?}", setting.name),
     }
 }
