@@ -18,7 +18,10 @@ const VIEWS_VERSION: u32 = 1;
 /// seed its random draws come from.
 pub fn view_id(image: &[u8; 32], set: &ViewSet, number: usize) -> [u8; 32] {
     let mut hasher = Sha256::new();
-    hasher.update(format!("gridsearch view {VIEWS_VERSION}\n{}\n{number}\n", set.describe()));
+    hasher.update(format!(
+        "gridsearch view {VIEWS_VERSION}\n{}\n{number}\n",
+        set.describe()
+    ));
     hasher.update(image);
     hasher.finalize().into()
 }
@@ -120,13 +123,20 @@ mod tests {
         assert_eq!(first.len(), 64 * 64 * 3);
         assert_eq!(first, view(&ALL, 0).unwrap(), "same seed, same pixels");
         let others: Vec<Vec<u8>> = (1..4).map(|n| view(&ALL, n).unwrap()).collect();
-        assert!(others.iter().all(|o| *o != first), "each number its own view");
+        assert!(
+            others.iter().all(|o| *o != first),
+            "each number its own view"
+        );
         let flip_only = ViewSet {
             crop: 1.0,
             colour: 0.0,
             ..ALL
         };
-        assert_ne!(view(&flip_only, 0).unwrap(), first, "another set, another view");
+        assert_ne!(
+            view(&flip_only, 0).unwrap(),
+            first,
+            "another set, another view"
+        );
     }
 
     #[test]
@@ -157,7 +167,9 @@ mod tests {
         let views: Vec<Vec<u8>> = (0..16u8)
             .map(|n| draw_view(image.clone(), 32, &flip, &[n; 32]))
             .collect();
-        assert!(views.iter().all(|v| *v == plain.as_raw()[..] || *v == mirrored));
+        assert!(views
+            .iter()
+            .all(|v| *v == plain.as_raw()[..] || *v == mirrored));
         let flipped = views.iter().filter(|v| **v == mirrored).count();
         assert!((3..=13).contains(&flipped), "about half: {flipped} of 16");
     }

@@ -67,7 +67,13 @@ pub fn decode_file_as(
     }
     let encoded = meta.len();
     let open = || Ok(BufReader::new(File::open(path)?));
-    decode_within_budget(open, ImageFormat::from_path(path).ok(), encoded, size, finish)
+    decode_within_budget(
+        open,
+        ImageFormat::from_path(path).ok(),
+        encoded,
+        size,
+        finish,
+    )
 }
 
 /// An image held in memory (an upload) as `size` x `size` RGB bytes, as [`decode_file`] does.

@@ -86,18 +86,23 @@ pub(super) fn reject_unknown_keys(
     for (key, _) in entries_in_file_order(table) {
         let name = key.get_ref().as_ref();
         if !allowed.contains(&name) {
-            let listed: Vec<String> = allowed.iter().map(|k| format!("`{k}`")).collect();
-            return Err(Issue::at(
-                key.span(),
-                format!(
-                    "unknown key `{name}` in {section}{}; valid keys: {}",
-                    did_you_mean(name, allowed, |k| format!("`{k}`")),
-                    listed.join(", ")
-                ),
-            ));
+            return Err(unknown_key(key, name, section, allowed));
         }
     }
     Ok(())
+}
+
+/// Key `name` (spelt `key` in the file) is not one of `allowed` in `section`.
+pub(super) fn unknown_key(key: &Key<'_>, name: &str, section: &str, allowed: &[&str]) -> Issue {
+    let listed: Vec<String> = allowed.iter().map(|k| format!("`{k}`")).collect();
+    Issue::at(
+        key.span(),
+        format!(
+            "unknown key `{name}` in {section}{}; valid keys: {}",
+            did_you_mean(name, allowed, |k| format!("`{k}`")),
+            listed.join(", ")
+        ),
+    )
 }
 
 /// `"; did you mean X?"` for the closest candidate within a small edit distance, else `""`.

@@ -97,6 +97,28 @@ fn each_invalid_grid_gets_one_line_at_the_offending_spot() {
             with("[train]\noptimizer = ‸\"lion\"\n"),
             "adam, adamw or sgd",
         ),
+        // augmentation
+        (
+            with("[train]\naugment.‸flip = true\n"),
+            "unknown key `augment.flip` in [train] (did you mean `augment.hflip`?)",
+        ),
+        (
+            with("[train.augment]\n‸view = 2\n"),
+            "did you mean `augment.views`",
+        ),
+        (with("[train]\naugment.hflip = ‸1\n"), "true or false"),
+        (with("[train]\naugment.crop = ‸0\n"), "(0, 1]"),
+        (with("[grid]\naugment.crop = [0.5, ‸1.5]\n"), "(0, 1]"),
+        (with("[train]\naugment.colour = ‸1\n"), "[0, 1)"),
+        (
+            with("[grid]\naugment.views = [0, ‸65]\n"),
+            "between 0 and 64",
+        ),
+        (with("[grid]\naugment.views = ‸4\n"), "array"),
+        (
+            with("[train]\naugment = { views = 2 }\n[grid]\naugment.‸views = [4]\n"),
+            "both",
+        ),
         // model
         (
             format!("{DATA}[model]\nbackbone = ‸\"resnet50\"\nweights = \"w\"\n"),

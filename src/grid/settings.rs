@@ -1,8 +1,8 @@
 //! Checking one grid-file value of a training setting against the setting's [`Range`].
 
 use super::doc::{
-    did_you_mean, entries_in_file_order, expect_bool, expect_count, expect_float, expect_str,
-    Issue, Key, Value,
+    entries_in_file_order, expect_bool, expect_count, expect_float, expect_str, unknown_key, Issue,
+    Key, Value,
 };
 use crate::trial::{list_choices, setting, ParamValue, Range, SETTINGS};
 use toml::de::DeTable;
@@ -44,18 +44,11 @@ pub(super) fn setting_entries<'a, 'i>(
             None => entries.push((name.to_string(), key, value)),
         }
     }
-    for (name, key, _) in &entries {
-        if !allowed.contains(&name.as_str()) {
-            let listed: Vec<String> = allowed.iter().map(|k| format!("`{k}`")).collect();
-            return Err(Issue::at(
-                key.span(),
-                format!(
-                    "unknown key `{name}` in {section}{}; valid keys: {}",
-                    did_you_mean(name, allowed, |k| format!("`{k}`")),
-                    listed.join(", ")
-                ),
-            ));
-        }
+    if let Some((name, key, _)) = entries
+        .iter()
+        .find(|(n, ..)| !allowed.contains(&n.as_str()))
+    {
+        return Err(unknown_key(key, name, section, allowed));
     }
     Ok(entries)
 }

@@ -340,3 +340,37 @@ fn mutated_grids_never_panic_and_errors_stay_one_line() {
         "mutations should break many grids, broke {failures}"
     );
 }
+
+#[test]
+fn augment_settings_read_alike_in_every_toml_spelling_and_views_0_is_no_augmentation() {
+    let head = "[data]\nroot = \"d\"\n[model]\nweights = \"w\"\n";
+    let spellings = [
+        "[train]\naugment.hflip = true\naugment.crop = 0.7\n",
+        "[train]\naugment = { hflip = true, crop = 0.7 }\n",
+        "[train.augment]\nhflip = true\ncrop = 0.7\n",
+    ];
+    let mut keys = Vec::new();
+    for train in spellings {
+        let grid = parse(
+            "g.toml",
+            &format!("{head}{train}[grid]\naugment.views = [0, 4]\n"),
+        );
+        let trials = grid.trials();
+        let augment = trials[1].settings.augment().expect("views 4");
+        assert_eq!(augment.views, 4);
+        assert!(augment.set.hflip && augment.set.crop == 0.7 && augment.set.colour == 0.0);
+        assert_eq!(param(&trials[1], "augment.views"), ParamValue::Int(4));
+        keys.push(trials.iter().map(|t| t.key.clone()).collect::<Vec<_>>());
+    }
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    // Views 0: the same trial, key and head phase as a grid that never names augmentation.
+    let plain = parse(
+        "g.toml",
+        &format!("{head}[grid]\nlearning_rate = [0.001]\n"),
+    );
+    let views_0 = parse("g.toml", &format!("{head}{}", spellings[0]));
+    let (plain, views_0) = (&plain.trials()[0], &views_0.trials()[0]);
+    assert_eq!(views_0.settings.augment(), None);
+    assert_eq!(views_0.key, plain.key);
+    assert_eq!(views_0.settings, plain.settings);
+}

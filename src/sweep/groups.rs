@@ -200,6 +200,37 @@ mod tests {
     }
 
     #[test]
+    fn views_are_of_training_images_only_and_a_shared_view_set_is_made_once() {
+        use crate::trial::ViewSet;
+        let k = key("/m/a.safetensors", 64);
+        let set = ViewSet {
+            hflip: true,
+            crop: 0.8,
+            colour: 0.0,
+        };
+        let (train, val) = (samples(&["a", "b"]), samples(&["c"]));
+        let none = BTreeSet::new();
+        let two = [Augment { views: 2, set }];
+        let three = [Augment { views: 3, set }];
+        let study = |views| StudyNeeds {
+            views,
+            ..needs(&k, &train, &val, &none, 1)
+        };
+        let groups = group(&[study(&two), study(&three)]);
+        let views: Vec<(&str, usize)> = groups[0]
+            .inputs
+            .iter()
+            .filter_map(|i| Some((i.path.to_str()?, i.view?.1)))
+            .collect();
+        assert_eq!(
+            views,
+            [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)],
+            "no view of the validation image c, and each view once"
+        );
+        assert_eq!(paths(&groups[0]), ["a", "b", "c"]);
+    }
+
+    #[test]
     fn a_study_with_nothing_to_run_gets_no_group() {
         let k = key("/m/a.safetensors", 64);
         let (done, todo) = (samples(&["old"]), samples(&["new"]));

@@ -257,14 +257,11 @@ mod tests {
         );
         let mut skipped = Vec::new();
         let inputs: Vec<PassInput> = samples.iter().map(|s| PassInput::plain(&s.path)).collect();
-        let shared = SharedActivations::record(
-            &pass,
-            &inputs,
-            &AtomicBool::new(false),
-            &|_| {},
-            &mut |s| skipped.push(s.path),
-        )
-        .unwrap();
+        let shared =
+            SharedActivations::record(&pass, &inputs, &AtomicBool::new(false), &|_| {}, &mut |s| {
+                skipped.push(s.path)
+            })
+            .unwrap();
         assert_eq!(skipped, [text, dir.path().join("vanished.jpg")]);
         let expected = decode_everything(&pass, &samples, pass.shape().batch);
         let all = shared.select(&samples, &device).unwrap();

@@ -154,5 +154,38 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("block 14 (unfreeze 2)"), "{text}");
+        assert!(plan.views.is_empty());
+    }
+
+    #[test]
+    fn each_view_set_is_made_once_with_the_most_views_a_trial_asks_for() {
+        let with_views = |views, crop| {
+            let mut t = trial(1e-3, 0);
+            t.settings.augment_views = views;
+            t.settings.augment_crop = crop;
+            t
+        };
+        let trials = [
+            with_views(2, 0.7),
+            with_views(0, 1.0),
+            with_views(4, 0.7),
+            with_views(1, 0.5),
+        ];
+        let plan = Plan::new(&trials, BackboneKind::EfficientNetLite0.info());
+        let made: Vec<(usize, f64)> = plan.views.iter().map(|a| (a.views, a.set.crop)).collect();
+        assert_eq!(made, [(4, 0.7), (1, 0.5)]);
+        assert_eq!(plan.views_per_image(), 5);
+        assert_eq!(
+            plan.groups.len(),
+            4,
+            "another augmentation, another head phase"
+        );
+        let text = plan.to_string();
+        assert!(
+            text.contains(
+                "4 augmented views of each training image (hflip false, crop 0.7, colour 0)"
+            ),
+            "{text}"
+        );
     }
 }
