@@ -12,14 +12,11 @@ mod errors;
 mod queries;
 mod schema;
 
-use errors::{not_sqlite_error, open_error, read_only_error, write_transaction_error};
+use errors::{open_error, read_only_error, write_transaction_error};
 use schema::{check_ours, check_readable_version};
 
 /// How long a statement waits for another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The first 16 bytes of every SQLite 3 database file.
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// A connection to one gridsearch database file.
 pub(super) struct Sqlite {
@@ -104,43 +101,34 @@ fn open_read_only_connection(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-/// Whether `path` is an existing, non-empty SQLite file (false: missing or empty, a new
-/// database). A folder, a FIFO or device, an unreadable file or one that does not start with
-/// the SQLite header is refused, without opening it for writing.
+/// Whether `path` is an existing, non-empty file (false: missing or empty, a new database). A
+/// folder, a FIFO or device is refused without opening it. Whether it is a SQLite database is
+/// left to SQLite's read-only connection (a file of another kind fails with NotADatabase): the
+/// file must never be opened and closed outside SQLite, because closing any descriptor of it
+/// drops every POSIX lock this process holds on it, those of its other connections included.
 fn holds_data(path: &Path) -> anyhow::Result<bool> {
-    use std::io::Read;
-    let cannot_read =
-        |e: std::io::Error| InputError::new(format!("{}: cannot read: {e}", path.display()));
-    let kind = match std::fs::metadata(path) {
-        Ok(meta) => meta.file_type(),
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(cannot_read(e).into()),
+        Err(e) => {
+            return Err(InputError::new(format!("{}: cannot read: {e}", path.display())).into())
+        }
     };
-    if kind.is_dir() {
+    if meta.is_dir() {
         return Err(InputError::new(format!(
             "{}: is a folder, not a database file",
             path.display()
         ))
         .into());
     }
-    if !kind.is_file() {
+    if !meta.is_file() {
         return Err(InputError::new(format!(
             "{}: not a regular file (a FIFO, socket or device), not a database file",
             path.display()
         ))
         .into());
     }
-    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
-    let mut header = Vec::with_capacity(SQLITE_HEADER.len());
-    file.by_ref()
-        .take(SQLITE_HEADER.len() as u64)
-        .read_to_end(&mut header)
-        .map_err(cannot_read)?;
-    match header.as_slice() {
-        [] => Ok(false),
-        h if h == SQLITE_HEADER => Ok(true),
-        _ => Err(not_sqlite_error(path).into()),
-    }
+    Ok(meta.len() > 0)
 }
 
 /// WAL for concurrent readers and writers, foreign keys enforced, fsync only at checkpoints.
@@ -158,3 +146,6 @@ fn configure_for_writing(conn: &Connection) -> rusqlite::Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod lock_tests;
