@@ -192,8 +192,8 @@ mod tests {
         let cls = classes(&[20, 13, 7]);
         let dealt = folds(&cls, 3, 5);
         assert_eq!(dealt.len(), 3);
-        for label in 0..3 {
-            let n = cls[label].files.len() as f64;
+        for (label, class) in cls.iter().enumerate() {
+            let n = class.files.len() as f64;
             for fold in &dealt {
                 let share = count(fold, label) as f64;
                 assert!(

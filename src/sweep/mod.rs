@@ -78,8 +78,13 @@ pub enum Event<'a> {
         seconds: f64,
         studies: usize,
     },
-    /// A study's trials start, sharing work as `plan` says.
-    Training { study: &'a str, plan: &'a Plan },
+    /// A study's trials start, sharing work as `plan` says, on each of `folds` folds when
+    /// cross-validated.
+    Training {
+        study: &'a str,
+        plan: &'a Plan,
+        folds: Option<usize>,
+    },
     /// A study's trials are done (not interrupted), with their records as stored.
     Trained {
         seconds: f64,
@@ -363,6 +368,7 @@ fn run_study(
     on_event(Event::Training {
         study: &queued.study.name,
         plan: &queued.plan,
+        folds: checked.grid.data.folds,
     });
     let folds: Vec<PhaseContext> = banks
         .iter()

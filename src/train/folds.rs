@@ -28,6 +28,14 @@ pub fn mean_over_folds(per_fold: &[TrialOutcome]) -> TrialOutcome {
     }
 }
 
+/// What cross-validation over `folds` folds costs, in one line (`plan` and `run` print it).
+pub fn cost_line(folds: usize) -> String {
+    format!(
+        "cross-validated over {folds} folds: every head and fine-tune phase above runs once per \
+         fold ({folds}x the training), all from the one backbone pass"
+    )
+}
+
 /// The sample standard deviation (n - 1); None below two values.
 fn sample_sd(values: impl Iterator<Item = f64> + Clone) -> Option<f64> {
     let n = values.clone().count();
