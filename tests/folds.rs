@@ -373,3 +373,35 @@ fn a_study_made_without_folds_refuses_its_grid_with_folds() {
         "fold 0 without folds"
     );
 }
+
+#[test]
+fn with_augmentation_every_photo_gets_its_views_once_and_every_fold_trains_on_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = copy_catalogue(&dir.path().join("photos"), 8);
+    let db = dir.path().join("runs/gs.db");
+    let text = grid_text("augmented", &photos, "folds = 2")
+        .replace(
+            "patience = 0",
+            "patience = 0\naugment.views = 2\naugment.hflip = true\naugment.crop = 0.6",
+        )
+        .replace("head_epochs = 4", "head_epochs = 2");
+    assert!(text.contains("augment.views = 2") && text.contains("head_epochs = 2"));
+    let grid = write(&dir.path().join("augmented.toml"), &text);
+    let passes = run_told(&db, &grid);
+    // Each photo trains in one fold or the other: all 24 get their 2 views, made once.
+    assert_eq!(passes.len(), 1, "{passes:?}");
+    assert!(
+        passes[0].starts_with("backbone pass: 24 images and 48 augmented views at 64 px"),
+        "{passes:?}"
+    );
+    let outcomes = stored_outcomes(&db);
+    assert_eq!(outcomes.len(), 2);
+    assert!(
+        outcomes.values().all(|o| o.2 == 2 && o.3.is_some()),
+        "{outcomes:?}"
+    );
+    for (key, epochs) in stored_epochs(&db) {
+        let folds: BTreeSet<i64> = epochs.iter().map(|e| e.0).collect();
+        assert_eq!(folds, BTreeSet::from([0, 1]), "{key}");
+    }
+}
