@@ -1,4 +1,5 @@
-//! A cross-validated trial's outcome from its folds' outcomes, and which fold's model it keeps.
+//! A cross-validated trial: its outcome from its folds' outcomes, which fold's model it keeps, and
+//! what the folds cost.
 
 use crate::ranking::kept::improves;
 use crate::trial::{Objective, TrialOutcome};
