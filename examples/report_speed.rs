@@ -47,6 +47,7 @@ fn synthetic() -> (Vec<TrialRecord>, BTreeMap<i64, Vec<EpochMetrics>>) {
                                 best_objective: acc + 0.01,
                                 epochs: 8,
                                 seconds: 10.0,
+                                ..TrialOutcome::default()
                             }),
                             error: None,
                             started_at: None,
@@ -54,6 +55,7 @@ fn synthetic() -> (Vec<TrialRecord>, BTreeMap<i64, Vec<EpochMetrics>>) {
                         });
                         let curve = (1..=8)
                             .map(|e| EpochMetrics {
+                                fold: 0,
                                 phase: if e <= 5 { Phase::Head } else { Phase::Finetune },
                                 epoch: if e <= 5 { e } else { e - 5 },
                                 train_loss: 1.0,

@@ -72,6 +72,7 @@ fn spec(i: usize) -> TrialSpec {
 
 fn metrics(phase: Phase, epoch: usize) -> EpochMetrics {
     EpochMetrics {
+        fold: 0,
         phase,
         epoch,
         train_loss: 0.5,
@@ -94,5 +95,6 @@ fn outcome() -> TrialOutcome {
         best_objective: 0.76,
         epochs: EPOCHS.len(),
         seconds: 0.05,
+        ..TrialOutcome::default()
     }
 }

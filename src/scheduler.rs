@@ -1,12 +1,14 @@
 //! Runs a plan's head groups on a pool of workers: claims, epochs, outcomes, Ctrl-C, progress.
 
 use crate::inference::checkpoints::CheckpointKeeper;
+use crate::model::Classifier;
 use crate::store::{Claimed, Lease, LeaseLost, Store};
+use crate::train::folds::{best_fold, mean_over_folds};
 use crate::train::phases::{FineTuned, HeadPhase};
 use crate::train::{
     finetune_phase, head_phase, summarize, HeadGroup, Interrupted, PhaseContext, Plan,
 };
-use crate::trial::{EpochMetrics, TrialRecord, TrialSpec, TrialState};
+use crate::trial::{EpochMetrics, TrialOutcome, TrialRecord, TrialSpec, TrialState};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,9 +76,10 @@ pub struct Destination<'a> {
     pub checkpoints: &'a CheckpointKeeper,
 }
 
-/// Run every pending trial of `groups` with `jobs` workers, each with its own store connection.
+/// Run every pending trial of `groups` with `jobs` workers, each with its own store connection,
+/// on every fold of `folds` (the study's one split without cross-validation).
 pub fn run_sweep(
-    ctx: &PhaseContext,
+    folds: &[PhaseContext],
     destination: Destination,
     groups: Vec<HeadGroup>,
     jobs: usize,
@@ -98,7 +101,7 @@ pub fn run_sweep(
                     let pool = rayon::ThreadPoolBuilder::new()
                         .num_threads(threads_per_worker)
                         .build()?;
-                    pool.install(|| work(ctx, destination, queue, &name, progress))
+                    pool.install(|| work(folds, destination, queue, &name, progress))
                 })
             })
             .collect();
@@ -117,12 +120,13 @@ pub fn run_sweep(
 /// One worker: take head groups off the queue until it is empty or the user interrupts; then,
 /// where leases expire (PostgreSQL), adopt the trials whose worker died or was cut off.
 fn work(
-    ctx: &PhaseContext,
+    folds: &[PhaseContext],
     destination: Destination,
     queue: &Mutex<VecDeque<HeadGroup>>,
     name: &str,
     progress: &dyn Progress,
 ) -> anyhow::Result<SweepSummary> {
+    let ctx = &folds[0];
     let mut store = Store::open(destination.db)?;
     let mut summary = SweepSummary::default();
     let mut adopted: VecDeque<HeadGroup> = VecDeque::new();
@@ -140,7 +144,7 @@ fn work(
             }
         };
         run_group(
-            ctx,
+            folds,
             &mut store,
             destination,
             &group,
@@ -228,7 +232,7 @@ fn hostname() -> String {
 /// Claim a group's pending trials and train them, counting into `summary`. A lost lease drops the group's trials (another worker runs them); if the store fails midway,
 /// the claimed trials still running are put back to pending before the error goes up.
 fn run_group(
-    ctx: &PhaseContext,
+    folds: &[PhaseContext],
     store: &mut Store,
     destination: Destination,
     group: &HeadGroup,
@@ -243,7 +247,7 @@ fn run_group(
     }
     let before = *summary;
     let result = train_group(
-        ctx,
+        folds,
         store,
         destination.checkpoints,
         &claimed,
@@ -266,9 +270,11 @@ fn run_group(
     Ok(())
 }
 
-/// One head phase, then every claimed trial of the group branches from it.
+/// For each fold (one without cross-validation): one head phase, then every claimed trial
+/// still in training branches from it. A trial completes after its last fold, with the mean
+/// of its folds' outcomes, and offers the model of its best fold.
 fn train_group(
-    ctx: &PhaseContext,
+    folds: &[PhaseContext],
     store: &mut Store,
     checkpoints: &CheckpointKeeper,
     claimed: &[Claimed],
@@ -276,66 +282,131 @@ fn train_group(
     summary: &mut SweepSummary,
 ) -> anyhow::Result<()> {
     let leases: Vec<Lease> = claimed.iter().map(|c| c.lease).collect();
-    let first = &claimed[0].trial;
-    let started = Instant::now();
-    progress.message(&format!("head phase {}", describe(first)));
-    let mut record_head_epoch = |m: &EpochMetrics| {
-        for lease in &leases {
-            store.record_epoch(lease, m)?;
-        }
-        store.heartbeat(&leases)
-    };
-    let head = guarded(|| head_phase(ctx, &first.settings, &mut record_head_epoch));
-    let head = match head {
-        Ok(head) => head,
-        Err(e) if e.is::<Interrupted>() => {
-            store.release(&leases)?;
-            summary.released += leases.len();
+    // Trials neither complete nor failed: the leases to keep alive.
+    let mut active = vec![true; claimed.len()];
+    let mut outcomes: Vec<Vec<TrialOutcome>> = vec![Vec::new(); claimed.len()];
+    // The best fold so far and its model, while later folds may still beat it.
+    let mut best_so_far: Vec<Option<(usize, Classifier)>> = claimed.iter().map(|_| None).collect();
+    for (fold, ctx) in folds.iter().enumerate() {
+        let last = fold + 1 == folds.len();
+        let live: Vec<usize> = (0..claimed.len()).filter(|&i| active[i]).collect();
+        let Some(&first) = live.first() else {
             return Ok(());
-        }
-        Err(e) if e.downcast_ref::<LeaseLost>().is_some() => return Err(e),
-        Err(e) => {
-            for lease in &leases {
-                store.fail_trial(lease, &format!("head phase: {e:#}"))?;
-                summary.failed += 1;
-                progress.advance(1);
-            }
-            return Ok(());
-        }
-    };
-    let head_seconds = started.elapsed().as_secs_f64();
-    for (i, Claimed { trial, lease }) in claimed.iter().enumerate() {
-        progress.message(&format!("fine-tune {}", describe(trial)));
-        let mut record = |m: &EpochMetrics| {
-            store.record_epoch(lease, m)?;
-            // The whole group's claim stays alive while its branches train one by one.
-            store.heartbeat(&leases[i..])
         };
-        let tuned = guarded(|| branch(ctx, trial, &head, &mut record));
-        match tuned {
-            Ok(tuned) => {
-                let epochs = tuned.as_ref().map_or(&[][..], |t| &t.epochs);
-                let seconds = head_seconds + epochs.iter().map(|e| e.seconds).sum::<f64>();
-                let all: Vec<EpochMetrics> = head.epochs.iter().chain(epochs).cloned().collect();
-                store.complete_trial(lease, &summarize(&all, trial.settings.objective, seconds))?;
-                let model = tuned.as_ref().map_or(&head.model, |t| &t.model);
-                checkpoints.offer(store, trial, model, &ctx.bank.val)?;
-                summary.completed += 1;
+        let live_leases: Vec<Lease> = live.iter().map(|&i| leases[i]).collect();
+        let first = &claimed[first].trial;
+        let label = fold_label(fold, folds.len());
+        let started = Instant::now();
+        progress.message(&format!("{label}head phase {}", describe(first)));
+        let mut record_head_epoch = |m: &EpochMetrics| {
+            let m = EpochMetrics { fold, ..m.clone() };
+            for lease in &live_leases {
+                store.record_epoch(lease, &m)?;
             }
+            store.heartbeat(&live_leases)
+        };
+        let head = guarded(|| head_phase(ctx, &first.settings, &mut record_head_epoch));
+        let head = match head {
+            Ok(head) => head,
             Err(e) if e.is::<Interrupted>() => {
-                store.release(&leases[i..])?;
-                summary.released += leases.len() - i;
-                break;
+                store.release(&live_leases)?;
+                summary.released += live_leases.len();
+                return Ok(());
             }
             Err(e) if e.downcast_ref::<LeaseLost>().is_some() => return Err(e),
             Err(e) => {
-                store.fail_trial(lease, &format!("{e:#}"))?;
-                summary.failed += 1;
+                for lease in &live_leases {
+                    store.fail_trial(lease, &format!("{label}head phase: {e:#}"))?;
+                    summary.failed += 1;
+                    progress.advance(1);
+                }
+                return Ok(());
             }
+        };
+        let head_seconds = started.elapsed().as_secs_f64();
+        for &i in &live {
+            let Claimed { trial, lease } = &claimed[i];
+            progress.message(&format!("{label}fine-tune {}", describe(trial)));
+            // The group's claim stays alive while its branches (and folds) train one by one.
+            let alive: Vec<Lease> = (0..claimed.len())
+                .filter(|&j| active[j])
+                .map(|j| leases[j])
+                .collect();
+            let mut record = |m: &EpochMetrics| {
+                store.record_epoch(lease, &EpochMetrics { fold, ..m.clone() })?;
+                store.heartbeat(&alive)
+            };
+            let tuned = guarded(|| branch(ctx, trial, &head, &mut record));
+            match tuned {
+                Ok(tuned) => {
+                    let epochs = tuned.as_ref().map_or(&[][..], |t| &t.epochs);
+                    let seconds = head_seconds + epochs.iter().map(|e| e.seconds).sum::<f64>();
+                    let all: Vec<EpochMetrics> =
+                        head.epochs.iter().chain(epochs).cloned().collect();
+                    let objective = trial.settings.objective;
+                    outcomes[i].push(summarize(&all, objective, seconds));
+                    let is_best = best_fold(&outcomes[i], objective) == Some(fold);
+                    if !last {
+                        if is_best {
+                            best_so_far[i] = Some((fold, owned_model(tuned, &head)?));
+                        }
+                        continue;
+                    }
+                    store.complete_trial(lease, &mean_over_folds(&outcomes[i]))?;
+                    active[i] = false;
+                    let cross_validated = folds.len() > 1;
+                    match (is_best, &best_so_far[i]) {
+                        (false, Some((best, model))) => checkpoints.offer(
+                            store,
+                            trial,
+                            model,
+                            &folds[*best].bank.val,
+                            Some(*best),
+                        )?,
+                        _ => {
+                            let model = tuned.as_ref().map_or(&head.model, |t| &t.model);
+                            let fold = cross_validated.then_some(fold);
+                            checkpoints.offer(store, trial, model, &ctx.bank.val, fold)?
+                        }
+                    }
+                    summary.completed += 1;
+                }
+                Err(e) if e.is::<Interrupted>() => {
+                    store.release(&alive)?;
+                    summary.released += alive.len();
+                    return Ok(());
+                }
+                Err(e) if e.downcast_ref::<LeaseLost>().is_some() => return Err(e),
+                Err(e) => {
+                    store.fail_trial(lease, &format!("{label}{e:#}"))?;
+                    active[i] = false;
+                    summary.failed += 1;
+                }
+            }
+            progress.advance(1);
         }
-        progress.advance(1);
     }
     Ok(())
+}
+
+/// "fold 2/3: " while cross-validating; nothing with one split.
+fn fold_label(fold: usize, folds: usize) -> String {
+    if folds > 1 {
+        format!("fold {}/{folds}: ", fold + 1)
+    } else {
+        String::new()
+    }
+}
+
+/// The model a branch ended with, owned: the fine-tuned one, or a copy of the shared head.
+fn owned_model(tuned: Option<FineTuned>, head: &HeadPhase) -> anyhow::Result<Classifier> {
+    match tuned {
+        Some(tuned) => Ok(tuned.model),
+        None => Ok(Classifier {
+            head: head.model.head.fork()?,
+            tail: None,
+        }),
+    }
 }
 
 /// A trial's own training after the shared head phase: its fine-tune phase, or none.

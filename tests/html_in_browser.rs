@@ -56,6 +56,7 @@ fn report_page() -> String {
                 best_objective: acc,
                 epochs: 5,
                 seconds: 3.0,
+                ..TrialOutcome::default()
             }),
             error: None,
             started_at: None,
@@ -63,6 +64,7 @@ fn report_page() -> String {
         });
         let curve: Vec<EpochMetrics> = (1..=5)
             .map(|e| EpochMetrics {
+                fold: 0,
                 phase: if e <= 3 { Phase::Head } else { Phase::Finetune },
                 epoch: if e <= 3 { e } else { e - 3 },
                 train_loss: 1.0,

@@ -10,7 +10,7 @@ use crate::inference::SavedModel;
 use crate::path_name::path_safe_name;
 use crate::ranking::best_first;
 use crate::store::{refuse_network_filesystem, shown_location, Store};
-use crate::trial::StudyRecord;
+use crate::trial::{StudyRecord, Vocabulary};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -49,17 +49,36 @@ pub fn run(args: &ExportArgs, db: &Path) -> anyhow::Result<Exit> {
             }
         };
         saved.card.backbone_sha256 = Some(digest);
-        saved.card.trial = trial;
+        // The stored trial as it is now, and (cross-validated) the fold the weights are of.
+        saved.card.trial = TrialSummary {
+            fold: saved.card.trial.fold,
+            ..trial
+        };
         saved.write_folder(folder, &backbone)?;
-        let outcome = &saved.card.trial.outcome;
-        crate::outln!(
-            "{}: trial {} (val accuracy {:.4}, balanced {:.4}) -> {}",
-            study.name,
-            saved.card.trial.id,
-            outcome.val_accuracy,
-            outcome.balanced_accuracy,
-            folder.display()
-        );
+        let summary = &saved.card.trial;
+        let outcome = &summary.outcome;
+        match (summary.fold, outcome.objective_sd) {
+            (Some(fold), Some(sd)) => crate::outln!(
+                "{}: trial {} (val accuracy {:.4}, balanced {:.4}: means over {} folds, {} sd \
+                 {sd:.4}), the model of fold {} with its validation photos -> {}",
+                study.name,
+                summary.id,
+                outcome.val_accuracy,
+                outcome.balanced_accuracy,
+                outcome.folds,
+                summary.settings.objective.as_str(),
+                fold + 1,
+                folder.display()
+            ),
+            _ => crate::outln!(
+                "{}: trial {} (val accuracy {:.4}, balanced {:.4}) -> {}",
+                study.name,
+                summary.id,
+                outcome.val_accuracy,
+                outcome.balanced_accuracy,
+                folder.display()
+            ),
+        }
         exported += 1;
     }
     if exported == 0 {

@@ -4,6 +4,7 @@ use super::Exit;
 use crate::cli::PlanArgs;
 use crate::data::load_dataset;
 use crate::grid::Grid;
+use crate::train::folds::cost_line;
 use crate::train::Plan;
 use comfy_table::Table;
 
@@ -37,6 +38,9 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<Exit> {
     );
     crate::outln!("{table}");
     crate::out!("{plan}");
+    if let Some(folds) = grid.data.folds {
+        crate::outln!("{}", cost_line(folds));
+    }
     if plan.views_per_image() > 0 {
         let data = load_dataset(&grid.data, grid.seed)?;
         let images = data.train.len() + data.val.len();

@@ -8,6 +8,7 @@ use crate::grid::Grid;
 use crate::report::{build, render, Format};
 use crate::store::{local_folder, refuse_network_filesystem, shown_location, Store};
 use crate::sweep::{self, BackbonePass, CachedPass, Event, FrozenSource, Settings};
+use crate::train::folds::cost_line;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -136,7 +137,12 @@ fn say(event: &Event, quiet: bool) {
         } => eprintln!(
             "backbone pass: {images} images and {views} augmented views at {size} px in {seconds:.1} s ({from_cache} from the cache), shared by {studies} studies"
         ),
-        Event::Training { study, plan } => eprint!("study {study}: {plan}"),
+        Event::Training { study, plan, folds } => {
+            eprint!("study {study}: {plan}");
+            if let Some(folds) = folds {
+                eprintln!("{}", cost_line(folds));
+            }
+        }
         Event::Trained {
             seconds,
             study,

@@ -25,17 +25,53 @@ pub struct Sample {
 pub struct Dataset {
     /// Class names; a sample's label indexes this.
     pub classes: Vec<String>,
+    /// Every image the frozen pass must cover that trains: with folds, all of them.
     pub train: Vec<Sample>,
+    /// Validation images; empty with folds (each fold validates on its own).
     pub val: Vec<Sample>,
+    /// With `[data] folds = k`, the k validation folds (`split::folds`); empty without.
+    pub folds: Vec<Vec<Sample>>,
+}
+
+impl Dataset {
+    /// The train/validation splits a trial trains on: one per fold (fold f validates, the other
+    /// folds train, in fold order), or the one split when there are no folds.
+    pub fn splits(&self) -> Vec<(Vec<Sample>, &[Sample])> {
+        if self.folds.is_empty() {
+            return vec![(self.train.clone(), &self.val)];
+        }
+        (0..self.folds.len())
+            .map(|f| {
+                let train = self
+                    .folds
+                    .iter()
+                    .enumerate()
+                    .filter(|(other, _)| *other != f);
+                let train = train.flat_map(|(_, fold)| fold.iter().cloned()).collect();
+                (train, self.folds[f].as_slice())
+            })
+            .collect()
+    }
 }
 
 /// Classes the tool splits itself (stratified, see `split::split`).
+/// With `folds`, every image trains (in some fold) and `val` is empty.
 fn split_classes(classes: Vec<source::ClassFolder>, config: &DataConfig, seed: u64) -> Dataset {
-    let (train, val) = split::split(&classes, config, seed);
+    let (train, val, folds) = match config.folds {
+        Some(k) => {
+            let folds = split::folds(&classes, k, seed);
+            (folds.concat(), Vec::new(), folds)
+        }
+        None => {
+            let (train, val) = split::split(&classes, config, seed);
+            (train, val, Vec::new())
+        }
+    };
     Dataset {
         classes: classes.into_iter().map(|c| c.name).collect(),
         train,
         val,
+        folds,
     }
 }
 
@@ -63,6 +99,7 @@ pub fn load_dataset(config: &DataConfig, seed: u64) -> anyhow::Result<Dataset> {
                 classes: names,
                 train: split::take_per_class(&train_classes, config.train_per_class),
                 val: split::take_per_class(&val_classes, config.val_per_class),
+                folds: Vec::new(),
             })
         }
     }
@@ -90,6 +127,7 @@ mod tests {
             val_fraction: 0.2,
             train_per_class,
             val_per_class: None,
+            folds: None,
         }
     }
 

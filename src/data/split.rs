@@ -52,6 +52,27 @@ pub fn split(
     (train, val)
 }
 
+/// Stratified k-fold cross-validation: every class on its own is shuffled with the study seed
+/// (as [`split`] does), then its files are dealt round-robin into `k` folds, the dealing going
+/// on where the previous class stopped; so each fold holds every class within one file of its
+/// proportion, and the folds' sizes differ by at most one. Fold f validates the models trained
+/// on the other folds. Every file is in exactly one fold (byte-identical copies of one photo
+/// under two names are two files, as in [`split`]).
+pub fn folds(classes: &[ClassFolder], k: usize, seed: u64) -> Vec<Vec<Sample>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut folds = vec![Vec::new(); k];
+    let mut next = 0;
+    for (label, class) in classes.iter().enumerate() {
+        let mut files = class.files.clone();
+        files.shuffle(&mut rng);
+        for path in files {
+            folds[next % k].push(Sample { path, label });
+            next += 1;
+        }
+    }
+    folds
+}
+
 /// All files of pre-split class folders, at most `limit` per class (in file-name order).
 pub fn take_per_class(classes: &[ClassFolder], limit: Option<usize>) -> Vec<Sample> {
     classes
@@ -104,6 +125,7 @@ mod tests {
             val_fraction,
             train_per_class: train,
             val_per_class: val,
+            folds: None,
         }
     }
 
@@ -163,5 +185,40 @@ mod tests {
         );
         assert_eq!((count(&train, 0), count(&val, 0)), (1, 1));
         assert_eq!((count(&train, 1), count(&val, 1)), (2, 1));
+    }
+
+    #[test]
+    fn folds_are_stratified_disjoint_cover_every_file_and_are_seeded() {
+        let cls = classes(&[20, 13, 7]);
+        let dealt = folds(&cls, 3, 5);
+        assert_eq!(dealt.len(), 3);
+        for (label, class) in cls.iter().enumerate() {
+            let n = class.files.len() as f64;
+            for fold in &dealt {
+                let share = count(fold, label) as f64;
+                assert!(
+                    (share - n / 3.0).abs() < 1.0,
+                    "class {label}: {share} of {n} in one fold"
+                );
+            }
+        }
+        let sizes: Vec<usize> = dealt.iter().map(Vec::len).collect();
+        assert!(
+            sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+            "{sizes:?}"
+        );
+        let mut all: Vec<_> = dealt.iter().flatten().map(|s| s.path.clone()).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 40, "every file in exactly one fold");
+        assert_eq!(folds(&cls, 3, 5), dealt, "same seed, same folds");
+        assert_ne!(folds(&cls, 3, 6), dealt, "another seed, other folds");
+        let (_, val) = split(&cls, &config(SplitMode::Random, 0.2, None, None), 5);
+        let first_of_class_0: Vec<_> = val.iter().filter(|s| s.label == 0).take(3).collect();
+        let dealt_first: Vec<_> = (0..3).map(|f| &dealt[f][0]).collect();
+        assert_eq!(
+            first_of_class_0, dealt_first,
+            "shuffled as the random split shuffles"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The grid file: parse and validate it, and expand it into trials.
 
 mod doc;
+mod folds;
 mod sections;
 mod settings;
 
@@ -70,6 +71,9 @@ pub struct DataConfig {
     pub val_fraction: f64,
     pub train_per_class: Option<usize>,
     pub val_per_class: Option<usize>,
+    /// `folds = k`: stratified k-fold cross-validation over every image (`split::folds`);
+    /// None: one train/validation split.
+    pub folds: Option<usize>,
 }
 
 /// The `[model]` section, checked.
@@ -165,8 +169,7 @@ impl Grid {
                 "default_image_size": b.default_image_size, "min_image_size": b.min_image_size,
             })
         });
-        let canonical = serde_json::json!({
-            "data": {
+        let mut data_json = serde_json::json!({
                 "source": source,
                 "image_size": data.image_size,
                 "split": format!("{:?}", data.split),
@@ -174,7 +177,13 @@ impl Grid {
                 "train_per_class": data.train_per_class,
                 "val_per_class": data.val_per_class,
                 "split_seed": shuffled.then_some(self.seed),
-            },
+        });
+        // Only with folds, so that every fingerprint made before them stays the same.
+        if let Some(folds) = data.folds {
+            data_json["folds"] = folds.into();
+        }
+        let canonical = serde_json::json!({
+            "data": data_json,
             "model": { "backbone": self.model.backbone, "weights": path_text(&self.model.weights) },
             "backbone": backbone,
             "train": self.fixed_train_settings(),

@@ -4,6 +4,7 @@ use super::doc::{
     did_you_mean, entries_in_file_order, expect_array, expect_count, expect_float, expect_str,
     expect_table, reject_unknown_keys, syntax_issue, Issue, Key, Value,
 };
+use super::folds::read_folds;
 use super::settings::{grid_keys, setting_entries, setting_value, train_keys};
 use super::{Axis, DataConfig, DataSource, Grid, ModelConfig, SplitMode};
 use crate::catalogue::{self, BackboneInfo, BackboneKind, MAX_IMAGE_SIZE};
@@ -29,6 +30,7 @@ const DATA_KEYS: &[&str] = &[
     "label",
     "path_column",
     "ignore",
+    "folds",
 ];
 const DEFAULT_VAL_FRACTION: f64 = 0.2;
 
@@ -234,6 +236,7 @@ fn read_data(
         val_fraction,
         train_per_class: optional_count(table, "train_per_class")?,
         val_per_class: optional_count(table, "val_per_class")?,
+        folds: read_folds(table)?,
     };
     Ok((config, required))
 }

@@ -45,9 +45,15 @@ pub struct TrialSummary {
     pub key: String,
     pub params: BTreeMap<String, ParamValue>,
     pub settings: TrainSettings,
-    /// Scores on the study's validation split; the weights are the trial's last epoch's, so
-    /// `val_accuracy` (not `best_val_accuracy`) is what they score.
+    /// Scores on the study's validation split of the weights the trial kept (its best epoch's),
+    /// so `val_accuracy` (not `best_val_accuracy`) is what they score. Cross-validated: the
+    /// means over the folds, with `outcome.folds` and `outcome.objective_sd`.
     pub outcome: TrialOutcome,
+    /// Cross-validated: the fold (0-based) whose model these weights are, the best by the
+    /// trial's objective; its validation photos are the ones the card's scores of that fold
+    /// (and `export`'s validation.csv) are of. Absent without folds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<usize>,
 }
 
 impl From<&TrialRecord> for TrialSummary {
@@ -59,6 +65,7 @@ impl From<&TrialRecord> for TrialSummary {
             params: trial.params.clone(),
             settings: trial.settings.clone(),
             outcome: trial.outcome.clone().unwrap_or_default(),
+            fold: None,
         }
     }
 }

@@ -34,13 +34,15 @@ pub struct CheckpointKeeper {
 
 impl CheckpointKeeper {
     /// After `trial` completed (its outcome stored): save its weights if it is among the
-    /// study's best `keep`, then delete the files of trials no longer among them.
+    /// study's best `keep`, then delete the files of trials no longer among them. A
+    /// cross-validated trial offers the model of its best `fold`, with that fold's `validation`.
     pub fn offer(
         &self,
         store: &Store,
         trial: &TrialRecord,
         model: &Classifier,
         validation: &Activations,
+        fold: Option<usize>,
     ) -> anyhow::Result<()> {
         if self.keep == 0 {
             return Ok(());
@@ -54,7 +56,10 @@ impl CheckpointKeeper {
                 .as_ref()
                 .map_or(0, |_| trial.settings.unfreeze_depth);
             card.head_hidden = trial.settings.head_size;
-            card.trial = TrialSummary::from(*stored);
+            card.trial = TrialSummary {
+                fold,
+                ..TrialSummary::from(*stored)
+            };
             let saved = SavedModel {
                 card,
                 tensors: model.tensors().into_iter().collect(),

@@ -56,6 +56,7 @@ fn complete(
             best_objective: best,
             epochs: 4,
             seconds: secs,
+            ..TrialOutcome::default()
         }),
         ..trial(id, p, TrialState::Complete)
     }
@@ -92,6 +93,7 @@ pub(crate) fn with_objective(objective: Objective) -> Vec<TrialRecord> {
 /// One epoch whose validation scores (accuracy, balanced accuracy, F1) are all `accuracy`.
 pub(crate) fn epoch(phase: Phase, epoch: usize, accuracy: f64, loss: f64) -> EpochMetrics {
     EpochMetrics {
+        fold: 0,
         phase,
         epoch,
         train_loss: 1.0,

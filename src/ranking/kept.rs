@@ -21,7 +21,14 @@ pub fn training_order(epoch: &EpochMetrics) -> (Phase, usize) {
 /// The epoch whose weights a trial with these `epochs` (any order) keeps under `objective`;
 /// None without epochs.
 pub fn kept_epoch(epochs: &[EpochMetrics], objective: Objective) -> Option<&EpochMetrics> {
-    epochs.iter().reduce(|kept, epoch| {
+    kept_among(epochs.iter(), objective)
+}
+
+fn kept_among<'a>(
+    epochs: impl Iterator<Item = &'a EpochMetrics>,
+    objective: Objective,
+) -> Option<&'a EpochMetrics> {
+    epochs.reduce(|kept, epoch| {
         let (value, best) = (objective.of_epoch(epoch), objective.of_epoch(kept));
         let tie = value_key(objective, value) == value_key(objective, best);
         if improves(objective, value, best) || (tie && training_order(epoch) < training_order(kept))
@@ -31,6 +38,21 @@ pub fn kept_epoch(epochs: &[EpochMetrics], objective: Objective) -> Option<&Epoc
             kept
         }
     })
+}
+
+/// The epoch each fold of a cross-validated trial keeps (`kept_epoch` over that fold's
+/// `epochs`), in fold order; one entry, the trial's kept epoch, without folds.
+pub fn kept_epoch_of_each_fold(
+    epochs: &[EpochMetrics],
+    objective: Objective,
+) -> Vec<&EpochMetrics> {
+    let mut folds: Vec<usize> = epochs.iter().map(|e| e.fold).collect();
+    folds.sort_unstable();
+    folds.dedup();
+    folds
+        .into_iter()
+        .filter_map(|fold| kept_among(epochs.iter().filter(|e| e.fold == fold), objective))
+        .collect()
 }
 
 #[cfg(test)]
@@ -79,6 +101,31 @@ mod tests {
             Some((Phase::Finetune, 2))
         );
         assert_eq!(kept(&epochs, Objective::ValLoss), Some((Phase::Head, 1)));
+    }
+
+    #[test]
+    fn each_fold_keeps_its_own_best_epoch() {
+        let in_fold = |fold, phase, number, accuracy| EpochMetrics {
+            fold,
+            ..epoch(phase, number, accuracy, 0.5)
+        };
+        let epochs = [
+            in_fold(1, Phase::Head, 1, 0.9),
+            in_fold(0, Phase::Head, 1, 0.6),
+            in_fold(0, Phase::Finetune, 1, 0.7),
+            in_fold(1, Phase::Finetune, 1, 0.8),
+            in_fold(2, Phase::Head, 1, 0.5),
+        ];
+        let kept: Vec<(usize, Phase)> = kept_epoch_of_each_fold(&epochs, Objective::Accuracy)
+            .iter()
+            .map(|e| (e.fold, e.phase))
+            .collect();
+        assert_eq!(
+            kept,
+            [(0, Phase::Finetune), (1, Phase::Head), (2, Phase::Head)]
+        );
+        let one = kept_epoch_of_each_fold(&epochs[1..3], Objective::Accuracy);
+        assert_eq!(one, [&epochs[2]], "one split: its kept epoch");
     }
 
     #[test]

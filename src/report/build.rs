@@ -4,9 +4,9 @@
 use super::curves::curves;
 use super::effects::{self, Obs};
 use super::schema::{FailedRow, KeptEpoch, RankedRow, Report, StateCounts, SCHEMA_VERSION};
-use crate::ranking::kept::kept_epoch;
+use crate::ranking::kept::{kept_epoch, kept_epoch_of_each_fold};
 use crate::ranking::{self, Ranked};
-use crate::trial::{EpochMetrics, StudyRecord, TrialRecord, TrialState};
+use crate::trial::{EpochMetrics, StudyRecord, TrialOutcome, TrialRecord, TrialState};
 use std::collections::BTreeMap;
 
 /// Builds the report of `study` from its `trials` (any order), without learning curves.
@@ -36,11 +36,13 @@ pub fn build_with_epochs(
     let axes = axis_names(&by_id);
     let obs: Vec<Obs> = ranking::scored(trials)
         .into_iter()
-        .map(|(t, o)| Obs {
-            params: &t.params,
-            y: o.val_accuracy,
-        })
+        .flat_map(|(t, o)| observations(t, o, epochs.get(&t.id)))
         .collect();
+    let folds = ranking::scored(trials)
+        .iter()
+        .map(|(_, o)| o.folds)
+        .max()
+        .filter(|&k| k > 1);
     let effects = axes
         .iter()
         .map(|axis| {
@@ -66,6 +68,28 @@ pub fn build_with_epochs(
         ranked_total,
         failed: failed_rows(&by_id),
         effects,
+        folds,
+    }
+}
+
+/// What the statistics see of one complete trial: its validation accuracy, or with
+/// cross-validation that of each fold's kept epoch (from its stored `epochs`; the trial's mean
+/// when they were not read).
+fn observations<'a>(
+    trial: &'a TrialRecord,
+    outcome: &TrialOutcome,
+    epochs: Option<&Vec<EpochMetrics>>,
+) -> Vec<Obs<'a>> {
+    let obs = |y| Obs {
+        params: &trial.params,
+        y,
+    };
+    let per_fold = epochs
+        .map(|e| kept_epoch_of_each_fold(e, trial.settings.objective))
+        .filter(|kept| outcome.folds > 1 && kept.len() == outcome.folds);
+    match per_fold {
+        Some(kept) => kept.iter().map(|e| obs(e.val_accuracy)).collect(),
+        None => vec![obs(outcome.val_accuracy)],
     }
 }
 
@@ -93,6 +117,8 @@ pub(super) fn ranked_row(ranked: &Ranked, epochs: Option<&[EpochMetrics]>) -> Ra
         trial,
         outcome,
     } = *ranked;
+    let cross_validated = outcome.folds > 1;
+    let objective = trial.settings.objective;
     RankedRow {
         rank,
         trial: trial.id,
@@ -104,13 +130,27 @@ pub(super) fn ranked_row(ranked: &Ranked, epochs: Option<&[EpochMetrics]>) -> Ra
         val_loss: outcome.val_loss,
         params: trial.params.clone(),
         kept: epochs
-            .and_then(|e| kept_epoch(e, trial.settings.objective))
-            .map(|e| KeptEpoch {
-                phase: e.phase,
-                epoch: e.epoch,
-            }),
+            .filter(|_| !cross_validated)
+            .and_then(|e| kept_epoch(e, objective))
+            .map(kept_as_shown),
         epochs: outcome.epochs,
         seconds: outcome.seconds,
+        folds: cross_validated.then_some(outcome.folds),
+        objective_sd: outcome.objective_sd,
+        kept_folds: epochs
+            .filter(|_| cross_validated)
+            .map(|e| kept_epoch_of_each_fold(e, objective))
+            .unwrap_or_default()
+            .into_iter()
+            .map(kept_as_shown)
+            .collect(),
+    }
+}
+
+fn kept_as_shown(epoch: &EpochMetrics) -> KeptEpoch {
+    KeptEpoch {
+        phase: epoch.phase,
+        epoch: epoch.epoch,
     }
 }
 

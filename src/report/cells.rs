@@ -1,8 +1,8 @@
 //! Formatted cells: the titled `Section` table that the terminal, markdown and CSV writers draw,
 //! the number `Style`, and the cells the HTML page shares with them.
 
-use super::schema::{RankedRow, Report, SeedGroup};
-use crate::trial::{ParamValue, Vocabulary};
+use super::schema::{KeptEpoch, RankedRow, Report, SeedGroup};
+use crate::trial::{Objective, ParamValue, Vocabulary};
 use std::collections::BTreeMap;
 
 /// A titled table of already formatted cells.
@@ -72,11 +72,28 @@ pub(super) fn summary_line(report: &Report) -> String {
 /// Whether the ranked table has a `kept` column: only when the report was built from the
 /// trials' stored epochs (`report` reads them; the summary `run` prints does not).
 pub(super) fn shows_kept(report: &Report) -> bool {
-    report.ranked.iter().any(|row| row.kept.is_some())
+    report
+        .ranked
+        .iter()
+        .any(|row| row.kept.is_some() || !row.kept_folds.is_empty())
 }
 
-/// Columns of the ranked table, in every format: `kept` (see `shows_kept`) is the epoch whose
-/// weights the trial kept, as `head 4` or `finetune 2`.
+/// Where the cross-validation columns `sd` and `folds` go in the ranked table: right after the
+/// objective's column (after `f1` for `val_loss`, which has none); None when no ranked trial
+/// is cross-validated.
+fn cross_validation_at(report: &Report) -> Option<usize> {
+    report.ranked.iter().find(|row| row.folds.is_some())?;
+    Some(match report.objective {
+        Objective::Accuracy => 3,
+        Objective::BalancedAccuracy => 5,
+        Objective::F1 | Objective::ValLoss => 6,
+    })
+}
+
+/// Columns of the ranked table, in every format: `sd` (of the objective over the folds) and
+/// `folds` beside the objective's column when trials are cross-validated; `kept` (see
+/// `shows_kept`) is the epoch whose weights the trial kept, as `head 4` or `finetune 2`, or for
+/// a cross-validated trial each fold's, in fold order, joined by ` / `.
 pub(super) fn ranked_header(report: &Report) -> Vec<String> {
     let mut header = strings(&[
         "rank",
@@ -86,6 +103,9 @@ pub(super) fn ranked_header(report: &Report) -> Vec<String> {
         "balanced_accuracy",
         "f1",
     ]);
+    if let Some(at) = cross_validation_at(report) {
+        header.splice(at..at, strings(&["sd", "folds"]));
+    }
     header.extend(report.axes.iter().cloned());
     if shows_kept(report) {
         header.push("kept".to_string());
@@ -97,6 +117,9 @@ pub(super) fn ranked_header(report: &Report) -> Vec<String> {
 /// Which columns of `ranked_header` hold numbers (right-aligned).
 pub(super) fn ranked_numeric(report: &Report) -> Vec<bool> {
     let mut numeric = vec![true; 6];
+    if let Some(at) = cross_validation_at(report) {
+        numeric.splice(at..at, [true, true]);
+    }
     numeric.extend(report.axes.iter().map(|axis| axis_is_numeric(report, axis)));
     if shows_kept(report) {
         numeric.push(false);
@@ -117,11 +140,18 @@ pub(super) fn ranked_cells(row: &RankedRow, report: &Report, style: Style) -> Ve
         style.acc(row.balanced_accuracy),
         style.acc(row.f1),
     ];
+    if let Some(at) = cross_validation_at(report) {
+        let folds = row.folds.map_or(missing.to_string(), |k| k.to_string());
+        cells.splice(at..at, [style.opt(row.objective_sd), folds]);
+    }
     cells.extend(param_cells(&row.params, &report.axes, missing));
     if shows_kept(report) {
-        cells.push(row.kept.map_or(missing.to_string(), |k| {
-            format!("{} {}", k.phase.as_str(), k.epoch)
-        }));
+        let shown = |k: &KeptEpoch| format!("{} {}", k.phase.as_str(), k.epoch);
+        cells.push(match (row.kept, row.kept_folds.as_slice()) {
+            (Some(kept), _) => shown(&kept),
+            (None, []) => missing.to_string(),
+            (None, folds) => folds.iter().map(shown).collect::<Vec<_>>().join(" / "),
+        });
     }
     let seconds = if style.precise {
         row.seconds.to_string()

@@ -1,4 +1,5 @@
-//! Learning curves: each ranked trial's stored epochs as validation accuracy by step and phase.
+//! Learning curves: each ranked trial's stored epochs as validation accuracy by step and phase
+//! (fold after fold when cross-validated).
 
 use super::schema::{Curve, CurvePoint, RankedRow};
 use crate::ranking::kept::training_order;
@@ -22,12 +23,13 @@ pub(super) fn curves(
 
 fn points(epochs: &[EpochMetrics]) -> Vec<CurvePoint> {
     let mut sorted: Vec<&EpochMetrics> = epochs.iter().collect();
-    sorted.sort_by_key(|e| training_order(e));
+    sorted.sort_by_key(|e| (e.fold, training_order(e)));
     sorted
         .into_iter()
         .enumerate()
         .map(|(i, e)| CurvePoint {
             step: i + 1,
+            fold: e.fold,
             phase: e.phase,
             epoch: e.epoch,
             train_accuracy: e.train_accuracy,
@@ -58,6 +60,9 @@ mod tests {
             kept: None,
             epochs: 3,
             seconds: 1.0,
+            folds: None,
+            objective_sd: None,
+            kept_folds: Vec::new(),
         };
         let stored = vec![
             epoch(Phase::Finetune, 1, 0.9, 0.7),

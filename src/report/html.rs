@@ -128,13 +128,21 @@ fn importance(out: &mut String, report: &Report) {
         return;
     };
     out.push_str("<h2 id=\"importance\">Importance</h2>\n");
-    out.push_str(&importance_plot(imp, 8));
-    let how = if imp.full_factorial {
-        format!("Share of the variance of val_accuracy over the {} complete trials, an exact two-way ANOVA decomposition of a full factorial.", imp.trials)
+    out.push_str(&importance_plot(imp, 8, report.noise_name()));
+    let observed = if report.folds.is_some() {
+        "trial x fold observations of complete trials"
     } else {
-        format!("Share of the variance of val_accuracy over the {} complete trials of a partial grid ({} of {} combinations): marginal means of the trials present; terms overlap and the rest absorbs the difference.", imp.trials, imp.configurations, imp.grid_cells)
+        "complete trials"
+    };
+    let how = if imp.full_factorial {
+        format!("Share of the variance of val_accuracy over the {} {observed}, an exact two-way ANOVA decomposition of a full factorial.", imp.trials)
+    } else {
+        format!("Share of the variance of val_accuracy over the {} {observed} of a partial grid ({} of {} combinations): marginal means of the trials present; terms overlap and the rest absorbs the difference.", imp.trials, imp.configurations, imp.grid_cells)
     };
     note(out, &how);
+    if let Some(cross_validated) = report.cross_validation_note() {
+        note(out, &cross_validated);
+    }
     if let Some(table) = &report.interaction {
         let _ = writeln!(
             out,
@@ -177,7 +185,9 @@ fn seeds(out: &mut String, report: &Report) {
         } else {
             above.join(", ")
         };
-        note(out, &format!("Seed-to-seed noise: pooled sd {sd:.4} ({} degrees of freedom). Effects larger than the noise (F >= 4): {list}.", seeds.noise_df));
+        let noise = report.noise_name();
+        let noise = noise[..1].to_uppercase() + &noise[1..];
+        note(out, &format!("{noise} noise: pooled sd {sd:.4} ({} degrees of freedom). Effects larger than the noise (F >= 4): {list}.", seeds.noise_df));
     }
 }
 

@@ -81,8 +81,9 @@ pub fn effect_plot(effect: &AxisEffect, range: (f64, f64)) -> String {
     svg.finish()
 }
 
-/// Horizontal bars: each term's share of the variance, then the rest and the seed noise.
-pub fn importance_plot(imp: &Importance, max_terms: usize) -> String {
+/// Horizontal bars: each term's share of the variance, then the rest and the noise (`noise`:
+/// seed-to-seed, or fold-to-fold when cross-validated).
+pub fn importance_plot(imp: &Importance, max_terms: usize, noise: &str) -> String {
     let mut rows: Vec<(String, f64)> = imp
         .terms
         .iter()
@@ -93,7 +94,7 @@ pub fn importance_plot(imp: &Importance, max_terms: usize) -> String {
         rows.push(("higher-order / rest".into(), imp.higher_order_share));
     }
     if imp.noise_variance.is_some() {
-        rows.push(("seed-to-seed noise".into(), imp.seed_noise_share));
+        rows.push((format!("{noise} noise"), imp.seed_noise_share));
     }
     let (label_w, bar_w, row_h) = (230.0, 300.0, 26.0);
     let h = 16.0 + rows.len() as f64 * row_h;

@@ -80,9 +80,14 @@ pub fn render(report: &Report, format: Format) -> String {
 /// Every section of the report, in reading order; empty analyses are left out.
 fn sections(report: &Report, style: Style) -> Vec<Section> {
     let mut out = vec![ranked_section(report, style)];
-    out.extend(report.effects.iter().map(|e| effect_section(e, style)));
+    out.extend(
+        report
+            .effects
+            .iter()
+            .map(|e| effect_section(report, e, style)),
+    );
     if let Some(importance) = &report.importance {
-        out.push(importance_section(importance, style));
+        out.push(importance_section(report, importance, style));
     }
     if let Some(table) = &report.interaction {
         out.push(two_way_section(table, style));

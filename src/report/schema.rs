@@ -39,6 +39,34 @@ pub struct Report {
     pub seeds: Option<SeedReport>,
     /// Validation accuracy by epoch of each trial in `ranked` (same order).
     pub curves: Vec<Curve>,
+    /// Cross-validated studies (`[data] folds`): the number of folds. Then every score of a
+    /// ranked trial is the mean over its folds, and `effects`, `importance`, `interaction` and
+    /// `seeds` take each fold of each trial as one observation (n counts trial x fold), so their
+    /// noise is fold-to-fold (and seed-to-seed). Absent without folds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folds: Option<usize>,
+}
+
+impl Report {
+    /// What the statistics' within-configuration variation is: repeats by seed, and with
+    /// cross-validation the folds.
+    pub fn noise_name(&self) -> &'static str {
+        if self.folds.is_some() {
+            "fold-to-fold"
+        } else {
+            "seed-to-seed"
+        }
+    }
+
+    /// The footnote of a cross-validated report's statistics; None without folds.
+    pub fn cross_validation_note(&self) -> Option<String> {
+        self.folds.map(|k| {
+            format!(
+                "Cross-validated over {k} folds: each fold of each trial is one observation \
+                 (n counts trial x fold), so the noise is fold-to-fold variation."
+            )
+        })
+    }
 }
 
 /// The version of the report's JSON schema.
@@ -90,10 +118,21 @@ pub struct RankedRow {
     /// null when they were not read (`status`) or none is stored.
     #[serde(default)]
     pub kept: Option<KeptEpoch>,
-    /// Epochs trained over both phases.
+    /// Epochs trained over both phases (and every fold).
     pub epochs: usize,
     /// Training time in seconds.
     pub seconds: f64,
+    /// Cross-validated: how many folds the scores are the mean of. Absent without folds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folds: Option<usize>,
+    /// Cross-validated: the sample standard deviation over the folds of the objective of each
+    /// fold's kept epoch. Absent without folds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective_sd: Option<f64>,
+    /// Cross-validated: the epoch each fold kept, in fold order (`kept` is then null). Absent
+    /// without folds or where epochs were not read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_folds: Vec<KeptEpoch>,
 }
 
 /// One epoch of a trial, by phase and its 1-based number within the phase.
@@ -157,14 +196,21 @@ pub struct Curve {
 /// One epoch of one trial.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CurvePoint {
-    /// 1-based position over both phases.
+    /// 1-based position over both phases (and every fold, in fold order).
     pub step: usize,
+    /// The cross-validation fold (0-based); absent (0) without folds.
+    #[serde(default, skip_serializing_if = "is_first_fold")]
+    pub fold: usize,
     pub phase: Phase,
     /// 1-based within its phase.
     pub epoch: usize,
     pub train_accuracy: f64,
     pub val_accuracy: f64,
     pub val_loss: f64,
+}
+
+fn is_first_fold(fold: &usize) -> bool {
+    *fold == 0
 }
 
 /// The grid axis whose values are treated as repetitions, not as a hyperparameter.

@@ -8,7 +8,7 @@ use super::schema::{
 /// Interactions shown one by one; the rest are summed in one row.
 const SHOWN_INTERACTIONS: usize = 3;
 
-pub(super) fn effect_section(effect: &AxisEffect, style: Style) -> Section {
+pub(super) fn effect_section(report: &Report, effect: &AxisEffect, style: Style) -> Section {
     let header = strings(&[&effect.axis, "n", "mean", "sd", "min", "best"]);
     let value_numeric = effect.values.iter().all(|v| v.value.as_f64().is_some());
     let mut section = Section::new(
@@ -37,14 +37,24 @@ pub(super) fn effect_section(effect: &AxisEffect, style: Style) -> Section {
             style.acc(spread)
         ));
     }
+    if let Some(k) = report.folds {
+        section.notes.push(format!(
+            "n counts trial x fold: each of the {k} folds of a trial is one value."
+        ));
+    }
     section
 }
 
-pub(super) fn importance_section(imp: &Importance, style: Style) -> Section {
+pub(super) fn importance_section(report: &Report, imp: &Importance, style: Style) -> Section {
     let noise = imp.noise_variance.is_some();
     let mut header = strings(&["source", "share", "sum of squares"]);
     if noise {
-        header.push("F vs seed noise".into());
+        let short = if report.folds.is_some() {
+            "fold"
+        } else {
+            "seed"
+        };
+        header.push(format!("F vs {short} noise"));
     }
     let numeric = vec![false, true, true, true][..header.len()].to_vec();
     let mut section = Section::new(
@@ -106,7 +116,7 @@ pub(super) fn importance_section(imp: &Importance, style: Style) -> Section {
     if imp.noise_variance.is_some() {
         let share = imp.seed_noise_share;
         section.rows.push(vec![
-            "seed-to-seed noise".into(),
+            format!("{} noise", report.noise_name()),
             style.share(share),
             ss(share * total),
             "-".into(),
@@ -117,16 +127,25 @@ pub(super) fn importance_section(imp: &Importance, style: Style) -> Section {
             row.truncate(3);
         }
     }
-    section.notes = importance_notes(imp);
+    section.notes = importance_notes(report, imp);
+    section.notes.extend(report.cross_validation_note());
     section
 }
 
-fn importance_notes(imp: &Importance) -> Vec<String> {
-    let mut notes =
-        vec![format!(
-        "Over the {} complete trials (pending, running and failed ones are left out); factors: {}.",
+fn importance_notes(report: &Report, imp: &Importance) -> Vec<String> {
+    let observed = if report.folds.is_some() {
+        "trial x fold observations of complete trials"
+    } else {
+        "complete trials"
+    };
+    let mut notes = vec![format!(
+        "Over the {} {observed} (pending, running and failed ones are left out); factors: {}.",
         imp.trials,
-        if imp.factors.is_empty() { "none".to_string() } else { imp.factors.join(", ") }
+        if imp.factors.is_empty() {
+            "none".to_string()
+        } else {
+            imp.factors.join(", ")
+        }
     )];
     if imp.full_factorial {
         notes.push("A full factorial: the shares are an exact two-way ANOVA decomposition and add up to 100%.".into());
@@ -138,7 +157,9 @@ fn importance_notes(imp: &Importance) -> Vec<String> {
     }
     if imp.noise_variance.is_some() {
         notes.push(format!(
-            "F = (sum of squares / degrees of freedom) / seed-to-seed variance; F >= {NOISE_F} means larger than the seed noise (about two standard errors)."
+            "F = (sum of squares / degrees of freedom) / {} variance; F >= {NOISE_F} means larger than the {} noise (about two standard errors).",
+            report.noise_name(),
+            if report.folds.is_some() { "fold" } else { "seed" }
         ));
     }
     notes
@@ -195,6 +216,7 @@ pub(super) fn seeds_section(report: &Report, seeds: &SeedReport, style: Style) -
         .map(|g| seed_group_cells(g, &axes, style))
         .collect();
     section.notes = seed_notes(report, seeds, style);
+    section.notes.extend(report.cross_validation_note());
     section
 }
 

@@ -122,6 +122,7 @@ pub(super) fn spec(key: &str, learning_rate: f64) -> TrialSpec {
 
 pub(super) fn epoch(phase: Phase, epoch: usize, val_accuracy: f64) -> EpochMetrics {
     EpochMetrics {
+        fold: 0,
         phase,
         epoch,
         train_loss: 1.0 / epoch as f64,
@@ -148,6 +149,7 @@ fn outcome(val_accuracy: f64) -> TrialOutcome {
         best_objective: val_accuracy,
         epochs: 1,
         seconds: 1.0,
+        ..TrialOutcome::default()
     }
 }
 
@@ -205,6 +207,7 @@ fn round_trip_of_study_trials_epochs_outcome_and_error() {
             best_objective: 0.81,
             epochs: 3,
             seconds: 12.5,
+            ..TrialOutcome::default()
         };
         store.complete_trial(&a, &outcome).unwrap();
         store.fail_trial(&b, "out of memory").unwrap();
@@ -257,6 +260,71 @@ fn record_epoch_replaces_the_same_phase_and_epoch() {
             "{}",
             f.name
         );
+    }
+}
+
+#[test]
+fn folds_keep_their_epochs_apart_in_fold_order_and_the_outcome_keeps_its_sd() {
+    for f in fixtures() {
+        let (mut store, study_id) = store_with_trials(&f, &keys(2));
+        let claimed = store.claim(study_id, &keys(2), "w").unwrap();
+        let (first, plain) = (claimed[0].lease, claimed[1].lease);
+        let in_fold = |fold, phase, number, accuracy| EpochMetrics {
+            fold,
+            ..epoch(phase, number, accuracy)
+        };
+        let attempt = [
+            (2, Phase::Head, 1, 0.5),
+            (0, Phase::Finetune, 1, 0.9),
+            (0, Phase::Head, 1, 0.6),
+            (1, Phase::Head, 1, 0.7),
+            (2, Phase::Head, 1, 0.55),
+        ];
+        for (fold, phase, number, accuracy) in attempt {
+            store
+                .record_epoch(&first, &in_fold(fold, phase, number, accuracy))
+                .unwrap();
+        }
+        // Interrupted mid-folds: back to pending, the attempt's epochs of every fold gone.
+        store.release(&[first]).unwrap();
+        assert!(
+            store.epochs(first.trial_id).unwrap().is_empty(),
+            "{}",
+            f.name
+        );
+        let lease = store.claim(study_id, &keys(1), "w").unwrap()[0].lease;
+        // Recorded out of order; the same (phase, epoch) in two folds is two rows, and the
+        // same (fold, phase, epoch) again replaces it.
+        for (fold, phase, number, accuracy) in attempt {
+            store
+                .record_epoch(&lease, &in_fold(fold, phase, number, accuracy))
+                .unwrap();
+        }
+        let expected = vec![
+            in_fold(0, Phase::Head, 1, 0.6),
+            in_fold(0, Phase::Finetune, 1, 0.9),
+            in_fold(1, Phase::Head, 1, 0.7),
+            in_fold(2, Phase::Head, 1, 0.55),
+        ];
+        assert_eq!(
+            store.epochs(lease.trial_id).unwrap(),
+            expected,
+            "{}",
+            f.name
+        );
+        let cross_validated = TrialOutcome {
+            folds: 3,
+            objective_sd: Some(0.125),
+            ..outcome(0.65)
+        };
+        store.complete_trial(&lease, &cross_validated).unwrap();
+        store.complete_trial(&plain, &outcome(0.5)).unwrap();
+        let trials = store.trials(study_id).unwrap();
+        assert_eq!(trials[0].outcome, Some(cross_validated), "{}", f.name);
+        let reread = trials[1].outcome.clone().unwrap();
+        assert_eq!((reread.folds, reread.objective_sd), (1, None), "{}", f.name);
+        let by_trial = store.epochs_of_study(study_id).unwrap();
+        assert_eq!(by_trial[&lease.trial_id], expected, "{}", f.name);
     }
 }
 

@@ -8,15 +8,15 @@ use anyhow::{anyhow, Context};
 pub(super) const TRIAL_COLUMNS: &str =
     "id, study_id, trial_key, params_json, settings_json, state, \
      val_accuracy, best_val_accuracy, val_loss, epochs, seconds, error, started_at, finished_at, \
-     balanced_accuracy, f1, best_objective";
+     balanced_accuracy, f1, best_objective, folds, objective_sd";
 
 pub(super) const EPOCH_COLUMNS: &str =
     "phase, epoch, train_loss, train_accuracy, val_loss, val_accuracy, seconds, \
-     val_balanced_accuracy, val_f1";
+     val_balanced_accuracy, val_f1, fold";
 
-/// How every backend orders a trial's epochs: head epochs first, then fine-tune epochs, each by
-/// epoch number.
-pub(super) const EPOCH_ORDER: &str = "CASE phase WHEN 'head' THEN 0 ELSE 1 END, epoch";
+/// How every backend orders a trial's epochs: by fold (cross-validation), then head epochs
+/// first, then fine-tune epochs, each by epoch number.
+pub(super) const EPOCH_ORDER: &str = "fold, CASE phase WHEN 'head' THEN 0 ELSE 1 END, epoch";
 
 /// Stored integers are i64; counts of epochs always fit.
 pub(super) fn count_to_sql(count: usize) -> anyhow::Result<i64> {
@@ -48,6 +48,9 @@ pub(super) struct TrialRow {
     pub(super) balanced_accuracy: Option<f64>,
     pub(super) f1: Option<f64>,
     pub(super) best_objective: Option<f64>,
+    /// NULL before a trial completes (and in rows stored before schema version 3): one fold.
+    pub(super) folds: Option<i64>,
+    pub(super) objective_sd: Option<f64>,
 }
 
 impl TrialRow {
@@ -89,6 +92,12 @@ impl TrialRow {
             epochs: usize::try_from(epochs)
                 .with_context(|| format!("trial {}: bad epoch count {epochs}", self.id))?,
             seconds: metric(self.seconds),
+            folds: match self.folds {
+                None => 1,
+                Some(folds) => usize::try_from(folds)
+                    .with_context(|| format!("trial {}: bad fold count {folds}", self.id))?,
+            },
+            objective_sd: self.objective_sd,
         })
     }
 }
@@ -104,6 +113,7 @@ pub(super) struct EpochRow {
     pub(super) seconds: Option<f64>,
     pub(super) val_balanced_accuracy: Option<f64>,
     pub(super) val_f1: Option<f64>,
+    pub(super) fold: i64,
 }
 
 impl EpochRow {
@@ -111,6 +121,8 @@ impl EpochRow {
         let phase = Phase::parse(&self.phase)
             .ok_or_else(|| anyhow!("trial {trial_id}: unknown phase {:?}", self.phase))?;
         Ok(EpochMetrics {
+            fold: usize::try_from(self.fold)
+                .with_context(|| format!("trial {trial_id}: bad fold {}", self.fold))?,
             phase,
             epoch: usize::try_from(self.epoch)
                 .with_context(|| format!("trial {trial_id}: bad epoch number {}", self.epoch))?,

@@ -11,7 +11,7 @@ pub use groups::{group, FrozenGroup, FrozenKey, StudyNeeds};
 
 use crate::catalogue::BackboneKind;
 use crate::data::decode::Skipped;
-use crate::data::{load_dataset, Dataset};
+use crate::data::{load_dataset, Dataset, Sample};
 use crate::error::InputError;
 use crate::grid::{fingerprint_changes, Grid};
 use crate::inference::card::{ModelCard, TrialSummary, FORMAT};
@@ -78,8 +78,13 @@ pub enum Event<'a> {
         seconds: f64,
         studies: usize,
     },
-    /// A study's trials start, sharing work as `plan` says.
-    Training { study: &'a str, plan: &'a Plan },
+    /// A study's trials start, sharing work as `plan` says, on each of `folds` folds when
+    /// cross-validated.
+    Training {
+        study: &'a str,
+        plan: &'a Plan,
+        folds: Option<usize>,
+    },
     /// A study's trials are done (not interrupted), with their records as stored.
     Trained {
         seconds: f64,
@@ -345,19 +350,13 @@ fn run_study(
     progress: &dyn Progress,
     on_event: &mut dyn FnMut(Event),
 ) -> anyhow::Result<SweepSummary> {
-    let train = shared.select(&checked.dataset.train, settings.device)?;
-    let train_views = queued
-        .plan
-        .views
+    let banks = checked
+        .dataset
+        .splits()
         .iter()
-        .map(|augment| (augment.set, shared.select_views(&train.files, augment)))
-        .collect();
-    let bank = FeatureBank {
-        train,
-        val: shared.select(&checked.dataset.val, settings.device)?,
-        train_views,
-    };
-    for split in [&bank.train, &bank.val] {
+        .map(|(train, val)| split_bank(shared, train, val, &queued.plan, settings.device))
+        .collect::<anyhow::Result<Vec<FeatureBank>>>()?;
+    for split in banks.iter().flat_map(|bank| [&bank.train, &bank.val]) {
         if split.class_count()? < 2 {
             return Err(InputError::new(format!(
                 "{}: [data] fewer than two classes have readable images in a split",
@@ -369,14 +368,18 @@ fn run_study(
     on_event(Event::Training {
         study: &queued.study.name,
         plan: &queued.plan,
+        folds: checked.grid.data.folds,
     });
-    let ctx = PhaseContext {
-        bank: &bank,
-        backbone: checked.backbone.as_ref(),
-        classes: checked.dataset.classes.len(),
-        device: settings.device,
-        cancel: settings.cancel,
-    };
+    let folds: Vec<PhaseContext> = banks
+        .iter()
+        .map(|bank| PhaseContext {
+            bank,
+            backbone: checked.backbone.as_ref(),
+            classes: checked.dataset.classes.len(),
+            device: settings.device,
+            cancel: settings.cancel,
+        })
+        .collect();
     let clock = Instant::now();
     progress.start(Work::Trials, queued.todo.len());
     let checkpoints = checkpoint_keeper(checked, &queued.study.name, settings);
@@ -386,7 +389,7 @@ fn run_study(
         checkpoints: &checkpoints,
     };
     let summary = run_sweep(
-        &ctx,
+        &folds,
         destination,
         queued.plan.groups,
         settings.jobs,
@@ -403,6 +406,29 @@ fn run_study(
         checkpoints: &checkpoints,
     });
     Ok(summary)
+}
+
+/// One train/validation split's rows of the shared frozen work (a fold's, with
+/// cross-validation): rows are selected, never copied or computed again; the training images'
+/// views are those the plan's trials train on.
+fn split_bank(
+    shared: &SharedActivations,
+    train: &[Sample],
+    val: &[Sample],
+    plan: &Plan,
+    device: &Device,
+) -> anyhow::Result<FeatureBank> {
+    let train = shared.select(train, device)?;
+    let train_views = plan
+        .views
+        .iter()
+        .map(|augment| (augment.set, shared.select_views(&train.files, augment)))
+        .collect();
+    Ok(FeatureBank {
+        train,
+        val: shared.select(val, device)?,
+        train_views,
+    })
 }
 
 /// What every checkpoint of the study will say about its model.

@@ -255,6 +255,7 @@ pub fn fit(
         let (val_loss, scores) =
             evaluate(forward, data.val_inputs, data.val_labels, settings.classes)?;
         let metrics = EpochMetrics {
+            fold: 0,
             phase: settings.phase,
             epoch,
             train_loss: loss_sum / n as f64,

@@ -2,6 +2,7 @@
 
 pub mod features;
 pub mod fit;
+pub mod folds;
 pub mod metrics;
 pub mod phases;
 pub mod plan;

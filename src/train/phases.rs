@@ -167,6 +167,8 @@ pub fn summarize(epochs: &[EpochMetrics], objective: Objective, seconds: f64) ->
         best_objective: kept.map_or(f64::NAN, |e| objective.of_epoch(e)),
         epochs: epochs.len(),
         seconds,
+        folds: 1,
+        objective_sd: None,
     }
 }
 
@@ -204,6 +206,8 @@ mod tests {
                 best_objective: 0.8,
                 epochs: 4,
                 seconds: 3.0,
+                folds: 1,
+                objective_sd: None,
             },
             "head 2 ties finetune 1 and comes first"
         );

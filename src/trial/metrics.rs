@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 /// Metrics of one epoch of one phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
+    /// The cross-validation fold it trained on (0-based); 0 in a study without folds.
+    #[serde(default)]
+    pub fold: usize,
     pub phase: Phase,
     /// 1-based within its phase.
     pub epoch: usize,
@@ -21,8 +24,10 @@ pub struct EpochMetrics {
     pub seconds: f64,
 }
 
-/// What a finished trial reports to the store.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// What a finished trial reports to the store. With cross-validation (`[data] folds`) every
+/// score is the mean over the folds of each fold's kept-epoch score (`best_objective` too, so
+/// ranking by it ranks by the mean), `epochs` and `seconds` are totals over the folds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrialOutcome {
     /// Validation accuracy of the kept epoch: the trial's best by its objective over both phases
     /// (`ranking::kept`), whose weights the trial ends with.
@@ -37,9 +42,43 @@ pub struct TrialOutcome {
     pub f1: f64,
     /// The objective of the kept epoch: its best over all epochs (lowest for `val_loss`).
     pub best_objective: f64,
-    /// Total epochs trained over both phases.
+    /// Total epochs trained over both phases (and every fold).
     pub epochs: usize,
     pub seconds: f64,
+    /// How many validation folds the scores are the mean of: 1 without cross-validation.
+    #[serde(default = "one_fold", skip_serializing_if = "is_one_fold")]
+    pub folds: usize,
+    /// Sample standard deviation over the folds of each fold's `best_objective`; None without
+    /// cross-validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective_sd: Option<f64>,
+}
+
+fn one_fold() -> usize {
+    1
+}
+
+/// An outcome of one split is written as it was before cross-validation existed.
+fn is_one_fold(folds: &usize) -> bool {
+    *folds == 1
+}
+
+impl Default for TrialOutcome {
+    /// No scores yet, over one split.
+    fn default() -> TrialOutcome {
+        TrialOutcome {
+            val_accuracy: 0.0,
+            best_val_accuracy: 0.0,
+            val_loss: 0.0,
+            balanced_accuracy: 0.0,
+            f1: 0.0,
+            best_objective: 0.0,
+            epochs: 0,
+            seconds: 0.0,
+            folds: one_fold(),
+            objective_sd: None,
+        }
+    }
 }
 
 impl Objective {

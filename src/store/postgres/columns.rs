@@ -33,6 +33,8 @@ pub(super) fn trial_from_row(row: &Row) -> TrialRow {
         balanced_accuracy: row.get(14),
         f1: row.get(15),
         best_objective: row.get(16),
+        folds: row.get(17),
+        objective_sd: row.get(18),
     }
 }
 
@@ -48,5 +50,6 @@ pub(super) fn epoch_from_row(row: &Row, first: usize) -> EpochRow {
         seconds: row.get(first + 6),
         val_balanced_accuracy: row.get(first + 7),
         val_f1: row.get(first + 8),
+        fold: row.get(first + 9),
     }
 }

@@ -23,7 +23,7 @@ macro_rules! now_text {
 /// The outcome columns a new attempt clears.
 const CLEARED_OUTCOME: &str = "finished_at = NULL, error = NULL, val_accuracy = NULL, \
      best_val_accuracy = NULL, val_loss = NULL, epochs = NULL, seconds = NULL, \
-     balanced_accuracy = NULL, f1 = NULL, best_objective = NULL";
+     balanced_accuracy = NULL, f1 = NULL, best_objective = NULL, folds = NULL, objective_sd = NULL";
 
 fn lease_columns(leases: &[Lease]) -> (Vec<i64>, Vec<i64>) {
     leases.iter().map(|l| (l.trial_id, l.attempt)).unzip()
@@ -107,7 +107,8 @@ impl Backend for Postgres {
                 let trial = trial_from_row(row).into_record()?;
                 let lease = Lease {
                     trial_id: trial.id,
-                    attempt: row.get(17),
+                    // `attempts`, selected after the trial columns.
+                    attempt: row.get(row.len() - 1),
                 };
                 Ok(Claimed { trial, lease })
             })
@@ -189,14 +190,15 @@ impl Backend for Postgres {
 
     fn record_epoch(&mut self, lease: &Lease, metrics: &EpochMetrics) -> anyhow::Result<()> {
         let epoch = count_to_sql(metrics.epoch)?;
+        let fold = count_to_sql(metrics.fold)?;
         let phase = metrics.phase.as_str();
         let changed = self.with_client("recording an epoch", |c| {
             c.execute(
                 "INSERT INTO epochs (trial_id, phase, epoch, train_loss, train_accuracy, \
-                 val_loss, val_accuracy, seconds, val_balanced_accuracy, val_f1) \
-                 SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM trials \
+                 val_loss, val_accuracy, seconds, val_balanced_accuracy, val_f1, fold) \
+                 SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12 FROM trials \
                  WHERE id = $1 AND attempts = $11 AND state = 'running' FOR SHARE \
-                 ON CONFLICT (trial_id, phase, epoch) DO UPDATE SET \
+                 ON CONFLICT (trial_id, fold, phase, epoch) DO UPDATE SET \
                  train_loss = excluded.train_loss, train_accuracy = excluded.train_accuracy, \
                  val_loss = excluded.val_loss, val_accuracy = excluded.val_accuracy, \
                  seconds = excluded.seconds, val_balanced_accuracy = excluded.val_balanced_accuracy, \
@@ -213,6 +215,7 @@ impl Backend for Postgres {
                     &metrics.val_balanced_accuracy,
                     &metrics.val_f1,
                     &lease.attempt,
+                    &fold,
                 ],
             )
         })?;
@@ -221,10 +224,12 @@ impl Backend for Postgres {
 
     fn complete_trial(&mut self, lease: &Lease, outcome: &TrialOutcome) -> anyhow::Result<()> {
         let epochs = count_to_sql(outcome.epochs)?;
+        let folds = count_to_sql(outcome.folds)?;
         let sql = concat!(
             "UPDATE trials SET state = 'complete', val_accuracy = $3, best_val_accuracy = $4, \
              val_loss = $5, epochs = $6, seconds = $7, balanced_accuracy = $8, f1 = $9, \
-             best_objective = $10, error = NULL, lease_expires_at = NULL, finished_at = ",
+             best_objective = $10, folds = $11, objective_sd = $12, error = NULL, \
+             lease_expires_at = NULL, finished_at = ",
             now_text!(),
             " WHERE id = $1 AND attempts = $2 AND state = 'running'"
         );
@@ -242,6 +247,8 @@ impl Backend for Postgres {
                     &outcome.balanced_accuracy,
                     &outcome.f1,
                     &outcome.best_objective,
+                    &folds,
+                    &outcome.objective_sd,
                 ],
             )
         })?;
@@ -252,7 +259,7 @@ impl Backend for Postgres {
         let sql = concat!(
             "UPDATE trials SET state = 'failed', error = $3, val_accuracy = NULL, \
              best_val_accuracy = NULL, val_loss = NULL, epochs = NULL, seconds = NULL, \
-             balanced_accuracy = NULL, f1 = NULL, best_objective = NULL, \
+             balanced_accuracy = NULL, f1 = NULL, best_objective = NULL, folds = NULL, objective_sd = NULL, \
              lease_expires_at = NULL, finished_at = ",
             now_text!(),
             " WHERE id = $1 AND attempts = $2 AND state = 'running'"

@@ -8,16 +8,16 @@ use crate::store::location::PostgresTarget;
 use postgres::Client;
 
 /// The schema version this build writes and reads.
-pub(super) const SCHEMA_VERSION: i32 = 1;
+pub(super) const SCHEMA_VERSION: i32 = 2;
 
 /// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
 
 /// The key of the transaction-scoped advisory lock that creating or migrating takes
 /// ("gridsear" in ASCII).
 const SCHEMA_LOCK: i64 = 0x6772_6964_7365_6172;
 
-const SCHEMA_V1: &str = "
+pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE studies (
     id BIGSERIAL PRIMARY KEY,
     name TEXT UNIQUE NOT NULL,
@@ -63,6 +63,17 @@ CREATE TABLE epochs (
     val_f1 DOUBLE PRECISION,
     PRIMARY KEY (trial_id, phase, epoch)
 );
+";
+
+/// Version 2: cross-validation. Each epoch names its fold, part of the primary key (rows
+/// stored before are fold 0); a trial stores how many folds its scores are the mean of and
+/// the objective's sd over them.
+const SCHEMA_V2: &str = "
+ALTER TABLE trials ADD COLUMN folds BIGINT;
+ALTER TABLE trials ADD COLUMN objective_sd DOUBLE PRECISION;
+ALTER TABLE epochs ADD COLUMN fold BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE epochs DROP CONSTRAINT epochs_pkey;
+ALTER TABLE epochs ADD PRIMARY KEY (trial_id, fold, phase, epoch);
 ";
 
 /// The tables of every version, which another program's database must not already have.

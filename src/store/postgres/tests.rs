@@ -100,6 +100,54 @@ fn another_programs_tables_and_a_newer_schema_are_refused_and_left_as_they_were(
 }
 
 #[test]
+fn a_version_one_database_migrates_to_two_and_reads_back_the_same() {
+    let Some(url) = postgres_url() else { return };
+    let old = postgres_fixture(&url);
+    let settings = serde_json::to_string(&crate::trial::TrainSettings::default()).unwrap();
+    sql(
+        &old,
+        &format!(
+            "{}; CREATE TABLE gridsearch_schema (version INTEGER NOT NULL);
+             INSERT INTO gridsearch_schema VALUES (1);
+             INSERT INTO studies (id, name, grid_toml, fingerprint, created_at)
+                 VALUES (1, 's', '[grid]', 'fp', '2024-01-01T00:00:00Z');
+             INSERT INTO trials (id, study_id, trial_key, params_json, settings_json, state,
+                 val_accuracy, best_val_accuracy, val_loss, epochs, seconds,
+                 balanced_accuracy, f1, best_objective)
+                 VALUES (1, 1, 'k', '{{}}', '{settings}', 'complete',
+                 0.75, 0.8, 0.4, 2, 2.5, 0.7, 0.6, 0.75);
+             INSERT INTO epochs VALUES (1, 'head', 1, 0.9, 0.6, 0.5, 0.7, 1.0, 0.65, 0.55);
+             INSERT INTO epochs VALUES (1, 'finetune', 1, 0.6, 0.8, 0.45, 0.75, 0.5, 0.7, 0.6)",
+            super::schema::SCHEMA_V1
+        ),
+    );
+    let refused = input_error_message(Store::open_read_only(&old.db).err().unwrap());
+    assert!(refused.contains("version 1 is older than 2"), "{refused}");
+    let store = Store::open(&old.db).unwrap();
+    let outcome = store.trials(1).unwrap()[0].outcome.clone().unwrap();
+    assert_eq!(
+        (outcome.val_accuracy, outcome.best_objective, outcome.epochs),
+        (0.75, 0.75, 2)
+    );
+    assert_eq!((outcome.folds, outcome.objective_sd), (1, None));
+    let epochs = store.epochs(1).unwrap();
+    let read: Vec<(usize, f64, f64)> = epochs
+        .iter()
+        .map(|e| (e.fold, e.val_accuracy, e.val_f1))
+        .collect();
+    assert_eq!(read, [(0, 0.7, 0.55), (0, 0.75, 0.6)]);
+    let key = sql(
+        &old,
+        "SELECT string_agg(a.attname, ',' ORDER BY array_position(i.indkey, a.attnum)) \
+         FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \
+         AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'epochs'::regclass AND i.indisprimary",
+    );
+    assert_eq!(key[0].get::<_, String>(0), "trial_id,fold,phase,epoch");
+    let version = sql(&old, "SELECT version FROM gridsearch_schema");
+    assert_eq!(version[0].get::<_, i32>(0), 2);
+}
+
+#[test]
 fn reading_an_empty_database_is_refused_and_creates_nothing() {
     let Some(url) = postgres_url() else { return };
     let empty = postgres_fixture(&url);

@@ -32,6 +32,8 @@ impl TrialRow {
             balanced_accuracy: row.get(14)?,
             f1: row.get(15)?,
             best_objective: row.get(16)?,
+            folds: row.get(17)?,
+            objective_sd: row.get(18)?,
         })
     }
 }
@@ -53,6 +55,7 @@ impl EpochRow {
             seconds: row.get(first + 6)?,
             val_balanced_accuracy: row.get(first + 7)?,
             val_f1: row.get(first + 8)?,
+            fold: row.get(first + 9)?,
         })
     }
 }

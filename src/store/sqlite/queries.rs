@@ -93,7 +93,7 @@ impl Backend for Sqlite {
                 now_sql!(),
                 ", finished_at = NULL, error = NULL, val_accuracy = NULL, \
                  best_val_accuracy = NULL, val_loss = NULL, epochs = NULL, seconds = NULL, \
-                 balanced_accuracy = NULL, f1 = NULL, best_objective = NULL \
+                 balanced_accuracy = NULL, f1 = NULL, best_objective = NULL, folds = NULL, objective_sd = NULL \
                  WHERE study_id = ?1 AND trial_key = ?2 AND state = 'pending' RETURNING id, attempts"
             ))?;
             for key in keys {
@@ -197,8 +197,8 @@ impl Backend for Sqlite {
         let tx = self.write_transaction()?;
         let changed = tx.execute(
             "INSERT OR REPLACE INTO epochs (trial_id, phase, epoch, train_loss, train_accuracy, \
-             val_loss, val_accuracy, seconds, val_balanced_accuracy, val_f1) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM trials \
+             val_loss, val_accuracy, seconds, val_balanced_accuracy, val_f1, fold) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12 FROM trials \
              WHERE id = ?1 AND attempts = ?11 AND state = 'running'",
             params![
                 trial_id,
@@ -211,7 +211,8 @@ impl Backend for Sqlite {
                 metrics.seconds,
                 metrics.val_balanced_accuracy,
                 metrics.val_f1,
-                lease.attempt
+                lease.attempt,
+                count_to_sql(metrics.fold)?
             ],
         )
         .with_context(|| format!("recording an epoch of trial {trial_id}"))?;
@@ -226,7 +227,7 @@ impl Backend for Sqlite {
             concat!(
                 "UPDATE trials SET state = 'complete', val_accuracy = ?2, best_val_accuracy = ?3, \
                  val_loss = ?4, epochs = ?5, seconds = ?6, balanced_accuracy = ?7, f1 = ?8, \
-                 best_objective = ?9, error = NULL, finished_at = ",
+                 best_objective = ?9, folds = ?11, objective_sd = ?12, error = NULL, finished_at = ",
                 now_sql!(),
                 " WHERE id = ?1 AND attempts = ?10 AND state = 'running'"
             ),
@@ -240,7 +241,9 @@ impl Backend for Sqlite {
                 outcome.balanced_accuracy,
                 outcome.f1,
                 outcome.best_objective,
-                lease.attempt
+                lease.attempt,
+                count_to_sql(outcome.folds)?,
+                outcome.objective_sd
             ],
         )?;
         ensure_lease_held(changed as u64, lease)?;
@@ -254,7 +257,7 @@ impl Backend for Sqlite {
             concat!(
                 "UPDATE trials SET state = 'failed', error = ?2, val_accuracy = NULL, \
                  best_val_accuracy = NULL, val_loss = NULL, epochs = NULL, seconds = NULL, \
-                 balanced_accuracy = NULL, f1 = NULL, best_objective = NULL, finished_at = ",
+                 balanced_accuracy = NULL, f1 = NULL, best_objective = NULL, folds = NULL, objective_sd = NULL, finished_at = ",
                 now_sql!(),
                 " WHERE id = ?1 AND attempts = ?3 AND state = 'running'"
             ),

@@ -8,10 +8,10 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Migration steps: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE studies (
@@ -56,12 +56,40 @@ CREATE TABLE epochs (
 ";
 
 /// Version 2: balanced accuracy and F1 per epoch and per trial, and the best of the objective.
-const SCHEMA_V2: &str = "
+pub(super) const SCHEMA_V2: &str = "
 ALTER TABLE trials ADD COLUMN balanced_accuracy REAL;
 ALTER TABLE trials ADD COLUMN f1 REAL;
 ALTER TABLE trials ADD COLUMN best_objective REAL;
 ALTER TABLE epochs ADD COLUMN val_balanced_accuracy REAL;
 ALTER TABLE epochs ADD COLUMN val_f1 REAL;
+";
+
+/// Version 3: cross-validation. Each epoch names its fold, part of the primary key (SQLite
+/// cannot alter a primary key: the table is made again and the rows copied, fold 0); a trial
+/// stores how many folds its scores are the mean of and the objective's sd over them.
+const SCHEMA_V3: &str = "
+ALTER TABLE trials ADD COLUMN folds INTEGER;
+ALTER TABLE trials ADD COLUMN objective_sd REAL;
+CREATE TABLE epochs_v3 (
+    trial_id INTEGER NOT NULL REFERENCES trials(id) ON DELETE CASCADE,
+    fold INTEGER NOT NULL DEFAULT 0,
+    phase TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    train_loss REAL,
+    train_accuracy REAL,
+    val_loss REAL,
+    val_accuracy REAL,
+    seconds REAL,
+    val_balanced_accuracy REAL,
+    val_f1 REAL,
+    PRIMARY KEY (trial_id, fold, phase, epoch)
+);
+INSERT INTO epochs_v3 (trial_id, fold, phase, epoch, train_loss, train_accuracy, val_loss,
+    val_accuracy, seconds, val_balanced_accuracy, val_f1)
+    SELECT trial_id, 0, phase, epoch, train_loss, train_accuracy, val_loss, val_accuracy,
+    seconds, val_balanced_accuracy, val_f1 FROM epochs;
+DROP TABLE epochs;
+ALTER TABLE epochs_v3 RENAME TO epochs;
 ";
 
 /// The tables every schema version has.

@@ -2,7 +2,7 @@
 //! refusals that leave a file byte-identical. What both backends share is in `conformance`.
 
 use super::errors::open_error;
-use super::schema::{schema_version, SCHEMA_V1};
+use super::schema::{schema_version, SCHEMA_V1, SCHEMA_V2};
 use super::Sqlite;
 use crate::error::InputError;
 use crate::store::backend::Backend;
@@ -29,7 +29,7 @@ fn input_error_message(error: anyhow::Error) -> String {
 }
 
 #[test]
-fn reopening_keeps_everything_at_schema_version_two_in_wal_mode() {
+fn reopening_keeps_everything_at_schema_version_three_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, study_id) = store_with_trials(&dir, &keys(2));
     let lease = store.claim(study_id, &keys(1), "w").unwrap()[0].lease;
@@ -50,7 +50,7 @@ fn reopening_keeps_everything_at_schema_version_two_in_wal_mode() {
             reopened.epochs(id).unwrap(),
             vec![epoch(Phase::Head, 1, 0.4)]
         );
-        assert_eq!(schema_version(&reopened.conn).unwrap(), 2);
+        assert_eq!(schema_version(&reopened.conn).unwrap(), 3);
         let mode: String = reopened
             .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -87,10 +87,10 @@ fn a_version_one_database_migrates_and_keeps_its_trials() {
         .unwrap();
     }
     let refused = Store::open_read_only(&path).err().expect("old schema");
-    assert!(input_error_message(refused).contains("older than 2"));
+    assert!(input_error_message(refused).contains("older than 3"));
 
     let store = Sqlite::open(&path).unwrap();
-    assert_eq!(schema_version(&store.conn).unwrap(), 2);
+    assert_eq!(schema_version(&store.conn).unwrap(), 3);
     let trials = store.trials(1).unwrap();
     assert_eq!(trials[0].settings, TrainSettings::default());
     let outcome = trials[0].outcome.clone().unwrap();
@@ -100,6 +100,99 @@ fn a_version_one_database_migrates_and_keeps_its_trials() {
     let epochs = store.epochs(1).unwrap();
     assert_eq!(epochs[0].val_accuracy, 0.9);
     assert!(epochs[0].val_balanced_accuracy.is_nan() && epochs[0].val_f1.is_nan());
+}
+
+#[test]
+fn a_version_two_database_migrates_to_three_and_reads_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute_batch(SCHEMA_V2).unwrap();
+        let settings = serde_json::to_string(&TrainSettings::default()).unwrap();
+        conn.execute_batch(
+            "INSERT INTO studies VALUES (1, 's', '[grid]', 'fp', '2024-01-01T00:00:00Z');",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO trials (id, study_id, trial_key, params_json, settings_json, state,
+                 val_accuracy, best_val_accuracy, val_loss, epochs, seconds,
+                 balanced_accuracy, f1, best_objective)
+             VALUES (1, 1, 'k', '{\"learning_rate\":0.001}', ?1, 'complete',
+                 0.75, 0.8, 0.4, 3, 2.5, 0.7, 0.6, 0.75),
+                 (2, 1, 'p', '{}', ?1, 'pending',
+                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+            [&settings],
+        )
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO epochs VALUES (1, 'head', 1, 0.9, 0.6, 0.5, 0.7, 1.0, 0.65, 0.55);
+             INSERT INTO epochs VALUES (1, 'head', 2, 0.7, 0.7, 0.4, 0.75, 1.0, 0.7, 0.6);
+             INSERT INTO epochs VALUES (1, 'finetune', 1, 0.6, 0.8, 0.45, 0.7, 0.5, 0.6, 0.5);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let refused = Store::open_read_only(&path).err().expect("old schema");
+    assert!(input_error_message(refused).contains("version 2 is older than 3"));
+
+    let store = Sqlite::open(&path).unwrap();
+    assert_eq!(schema_version(&store.conn).unwrap(), 3);
+    let trials = store.trials(1).unwrap();
+    assert_eq!(trials.len(), 2);
+    let outcome = trials[0].outcome.clone().unwrap();
+    assert_eq!(
+        outcome,
+        crate::trial::TrialOutcome {
+            val_accuracy: 0.75,
+            best_val_accuracy: 0.8,
+            val_loss: 0.4,
+            balanced_accuracy: 0.7,
+            f1: 0.6,
+            best_objective: 0.75,
+            epochs: 3,
+            seconds: 2.5,
+            folds: 1,
+            objective_sd: None,
+        }
+    );
+    assert!(trials[1].outcome.is_none());
+    let epochs = store.epochs(1).unwrap();
+    let read: Vec<(usize, Phase, usize, f64, f64, f64)> = epochs
+        .iter()
+        .map(|e| {
+            (
+                e.fold,
+                e.phase,
+                e.epoch,
+                e.val_accuracy,
+                e.val_f1,
+                e.train_loss,
+            )
+        })
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (0, Phase::Head, 1, 0.7, 0.55, 0.9),
+            (0, Phase::Head, 2, 0.75, 0.6, 0.7),
+            (0, Phase::Finetune, 1, 0.7, 0.5, 0.6),
+        ]
+    );
+    assert_eq!(store.epochs_of_study(1).unwrap()[&1], epochs);
+    let key: Vec<String> = store
+        .conn
+        .prepare("SELECT name FROM pragma_table_info('epochs') WHERE pk > 0 ORDER BY pk")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(key, ["trial_id", "fold", "phase", "epoch"]);
+    drop(store);
+    let reopened = Store::open_read_only(&path).unwrap();
+    assert_eq!(reopened.epochs(1).unwrap(), epochs, "the migration is kept");
 }
 
 #[test]
@@ -214,7 +307,7 @@ fn a_database_that_is_not_ours_is_refused_and_left_byte_identical() {
             "no `studies` table",
         ),
         ("app.db", "PRAGMA application_id = 7", "application id is 7"),
-        ("newer.db", "PRAGMA user_version = 3", "version 3 is newer"),
+        ("newer.db", "PRAGMA user_version = 4", "version 4 is newer"),
     ];
     for (name, sql, expected) in cases {
         let path = dir.path().join(name);
