@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{grid_text, gridsearch, ok, write};
+use common::{grid_text, gridsearch, ok, validation_csv, write};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -175,34 +175,6 @@ fn a_view_set_is_computed_once_for_every_grid_and_run_that_uses_it() {
     );
 }
 
-/// validation.csv of an exported model: (label, probability of each label) per photo.
-fn validation_rows(folder: &Path) -> Vec<(String, Vec<f64>)> {
-    let card: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(folder.join("model.json")).unwrap()).unwrap();
-    let labels: Vec<&str> = card["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
-    let mut reader = csv::Reader::from_path(folder.join("validation.csv")).unwrap();
-    let header = reader.headers().unwrap().clone();
-    let columns: Vec<&str> = header.iter().skip(3).collect();
-    assert_eq!(columns.len(), labels.len(), "{header:?}");
-    reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            let p = r.iter().skip(3).map(|x| x.parse().unwrap()).collect();
-            (r[1].to_string(), p)
-        })
-        .map(|(label, p): (String, Vec<f64>)| {
-            assert!(labels.contains(&label.as_str()));
-            (label, p)
-        })
-        .collect()
-}
-
 #[test]
 fn validation_is_never_augmented() {
     let dir = tempfile::tempdir().unwrap();
@@ -226,12 +198,14 @@ fn validation_is_never_augmented() {
     )))
     .unwrap();
     let trial = &report["ranked"][0];
-    let rows = validation_rows(&models.join("valplain"));
+    let rows: Vec<_> = validation_csv(&models.join("valplain"))
+        .into_values()
+        .collect();
     assert_eq!(rows.len(), 24);
     let labels = ["boot", "sandal", "shoe"];
     let loss = rows
         .iter()
-        .map(|(label, p)| -p[labels.iter().position(|l| l == label).unwrap()].ln())
+        .map(|r| -r.probabilities[labels.iter().position(|l| *l == r.label).unwrap()].ln())
         .sum::<f64>()
         / rows.len() as f64;
     let stored = trial["val_loss"].as_f64().unwrap();
@@ -239,11 +213,12 @@ fn validation_is_never_augmented() {
         (loss - stored).abs() < 1e-4 * stored.max(1.0),
         "the plain validation photos give loss {loss}, the trial stored {stored}"
     );
-    let hits = rows.iter().filter(|(label, p)| {
+    let hits = rows.iter().filter(|r| {
+        let p = &r.probabilities;
         let top = (0..p.len())
             .reduce(|b, i| if p[i] > p[b] { i } else { b })
             .unwrap();
-        labels[top] == label
+        labels[top] == r.label
     });
     assert_eq!(
         hits.count() as f64 / rows.len() as f64,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{grid_text, gridsearch, ok, repo, run_and_export, write};
+use common::{grid_text, gridsearch, ok, repo, run_and_export, validation_csv, write};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -27,22 +27,6 @@ fn checkpoint_files(db: &Path, study: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// validation.csv of an exported model: file -> (label, probabilities).
-fn validation_rows(folder: &Path) -> BTreeMap<PathBuf, (String, Vec<f32>)> {
-    let mut reader = csv::Reader::from_path(folder.join("validation.csv")).unwrap();
-    let header = reader.headers().unwrap().clone();
-    let first: Vec<&str> = header.iter().take(3).collect();
-    assert_eq!(first, ["file", "label", "predicted"]);
-    reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            let p = r.iter().skip(3).map(|x| x.parse().unwrap()).collect();
-            (PathBuf::from(&r[0]), (r[1].to_string(), p))
-        })
-        .collect()
 }
 
 #[test]
@@ -126,14 +110,15 @@ fn checkpoints_export_and_predict_round_trip() {
         ] {
             assert!(folder.join(file).is_file(), "{study}: {file}");
         }
-        let rows = validation_rows(&folder);
+        let rows = validation_csv(&folder);
         assert_eq!(rows.len(), 24, "8 validation photos per class");
         // The stored score is the one these weights give on the validation split.
         let correct = rows
             .values()
-            .filter(|(label, p)| {
+            .filter(|r| {
+                let p = &r.probabilities;
                 let best = (0..3).fold(0, |b, i| if p[i] > p[b] { i } else { b });
-                card["labels"][best] == label.as_str()
+                card["labels"][best] == r.label.as_str()
             })
             .count();
         let accuracy = card["trial"]["outcome"]["val_accuracy"].as_f64().unwrap();
@@ -161,7 +146,7 @@ fn checkpoints_export_and_predict_round_trip() {
         assert_eq!(predictions.len(), 2);
         for prediction in predictions {
             let study = prediction["attribute"].as_str().unwrap();
-            let expected = &validation[study][file].1;
+            let expected = &validation[study][file].probabilities;
             let got: Vec<f32> = prediction["probabilities"]
                 .as_array()
                 .unwrap()
@@ -169,7 +154,7 @@ fn checkpoints_export_and_predict_round_trip() {
                 .map(|p| p.as_f64().unwrap() as f32)
                 .collect();
             for (g, e) in got.iter().zip(expected) {
-                worst = worst.max((g - e).abs());
+                worst = worst.max((g - *e as f32).abs());
             }
         }
     }

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{copy_catalogue, gridsearch, ok, refused, repo, write};
+use common::{copy_catalogue, gridsearch, ok, refused, repo, validation_csv, write};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// Photos per class copied for the study: 60 in all, 20 per fold.
@@ -134,18 +134,6 @@ fn sample_sd(values: &[f64]) -> f64 {
     (squares / (values.len() - 1) as f64).sqrt()
 }
 
-/// validation.csv of an exported model: file -> (label, predicted label).
-fn validation_rows(folder: &Path) -> BTreeMap<PathBuf, (String, String)> {
-    let mut reader = csv::Reader::from_path(folder.join("validation.csv")).unwrap();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            (PathBuf::from(&r[0]), (r[1].to_string(), r[2].to_string()))
-        })
-        .collect()
-}
-
 #[test]
 fn every_trial_trains_every_fold_from_one_pass_and_is_scored_by_their_mean() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,17 +219,17 @@ fn every_trial_trains_every_fold_from_one_pass_and_is_scored_by_their_mean() {
         told.contains(&format!("the model of fold {}", best + 1)),
         "{told}"
     );
-    let validation = validation_rows(&models.join("cv"));
+    let validation = validation_csv(&models.join("cv"));
     assert_eq!(validation.len(), 60 / FOLDS, "one fold's photos");
     for class in ["boot", "sandal", "shoe"] {
-        let n = validation
-            .values()
-            .filter(|(label, _)| label == class)
-            .count();
+        let n = validation.values().filter(|r| r.label == *class).count();
         assert!((6..=7).contains(&n), "{class}: {n} of the fold's 20");
     }
     assert!(validation.keys().all(|f| f.starts_with(&photos)));
-    let hits = validation.values().filter(|(l, p)| l == p).count();
+    let hits = validation
+        .values()
+        .filter(|r| r.label == r.predicted)
+        .count();
     assert_eq!(hits as f64 / validation.len() as f64, kept[best]);
 
     // Same seed, same folds, same numbers, bit for bit, in another database.

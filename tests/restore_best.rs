@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{grid_text, gridsearch, ok, write};
+use common::{grid_text, gridsearch, ok, validation_csv, write, ValidationRow};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -107,18 +107,6 @@ fn card(folder: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(folder.join("model.json")).unwrap()).unwrap()
 }
 
-/// validation.csv of an exported model: file -> (label, predicted label).
-fn validation_rows(folder: &Path) -> BTreeMap<PathBuf, (String, String)> {
-    let mut reader = csv::Reader::from_path(folder.join("validation.csv")).unwrap();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            (PathBuf::from(&r[0]), (r[1].to_string(), r[2].to_string()))
-        })
-        .collect()
-}
-
 /// The share of hits, computed as the trial's own validation pass does (correct / total).
 fn accuracy(hits: impl Iterator<Item = bool>) -> f64 {
     let (mut correct, mut total) = (0usize, 0usize);
@@ -133,7 +121,7 @@ fn accuracy(hits: impl Iterator<Item = bool>) -> f64 {
 fn predict_accuracy(
     db: &Path,
     models: &Path,
-    validation: &BTreeMap<PathBuf, (String, String)>,
+    validation: &BTreeMap<PathBuf, ValidationRow>,
 ) -> f64 {
     let files: Vec<&PathBuf> = validation.keys().collect();
     let mut args = vec!["predict", "--json", "--models", models.to_str().unwrap()];
@@ -150,7 +138,7 @@ fn predict_accuracy(
             .map(|p| p.as_f64().unwrap())
             .collect();
         let top = (0..p.len()).reduce(|b, i| if p[i] > p[b] { i } else { b });
-        prediction["labels"][top.unwrap()] == validation[*file].0.as_str()
+        prediction["labels"][top.unwrap()] == validation[*file].label.as_str()
     }))
 }
 
@@ -195,9 +183,12 @@ fn the_exported_model_is_the_best_epoch_and_scores_what_the_ranking_says() {
         "fine-tuned blocks exported"
     );
     let expected = ranked[0]["val_accuracy"].as_f64().unwrap();
-    let validation = validation_rows(&folder);
+    let validation = validation_csv(&folder);
     assert_eq!(validation.len(), 24, "8 validation photos per class");
-    assert_eq!(accuracy(validation.values().map(|(l, p)| l == p)), expected);
+    assert_eq!(
+        accuracy(validation.values().map(|r| r.label == r.predicted)),
+        expected
+    );
     assert_eq!(predict_accuracy(&db, &models, &validation), expected);
 }
 
@@ -226,9 +217,9 @@ fn fine_tuning_starts_from_the_head_phases_best_and_keeps_it_unless_beaten() {
     assert_eq!(row["val_accuracy"].as_f64().unwrap(), best.val_accuracy);
     let folder = models.join("start");
     assert_eq!(card(&folder)["unfreeze_depth"], 0);
-    let validation = validation_rows(&folder);
+    let validation = validation_csv(&folder);
     assert_eq!(
-        accuracy(validation.values().map(|(l, p)| l == p)),
+        accuracy(validation.values().map(|r| r.label == r.predicted)),
         best.val_accuracy
     );
     assert_eq!(

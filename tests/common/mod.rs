@@ -348,3 +348,31 @@ pub fn refused(out: &Output, case: &str) -> String {
     assert!(errors[0].starts_with("error: "), "{case}: {stderr}");
     errors[0].to_string()
 }
+
+/// One photo of an exported model's validation.csv: its true and predicted label and the
+/// probability of each label (in the model card's order).
+pub struct ValidationRow {
+    pub label: String,
+    pub predicted: String,
+    pub probabilities: Vec<f64>,
+}
+
+/// validation.csv of an exported model folder, by photo.
+pub fn validation_csv(folder: &Path) -> std::collections::BTreeMap<PathBuf, ValidationRow> {
+    let mut reader = csv::Reader::from_path(folder.join("validation.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let first: Vec<&str> = header.iter().take(3).collect();
+    assert_eq!(first, ["file", "label", "predicted"]);
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let row = ValidationRow {
+                label: r[1].to_string(),
+                predicted: r[2].to_string(),
+                probabilities: r.iter().skip(3).map(|x| x.parse().unwrap()).collect(),
+            };
+            (PathBuf::from(&r[0]), row)
+        })
+        .collect()
+}
