@@ -21,7 +21,7 @@
 #   defaults: ./target/release/gridsearch, all sets, sizes 128 and 224, augmentation off.
 #   e.g. bench/models.sh attributes 224 aug
 # env:
-#   AUGMENT      [train] lines for "aug" (\n-separated; default views 4, hflip, crop 0.7)
+#   AUGMENT      [train] lines for "aug" (\n-separated; default views 4, hflip, crop 0.7, colour 0.2: the shipped grids' view set)
 #   ATTR_TRAIN   more [train] lines for the attribute grids, e.g. 'finetune_epochs = 5'
 #   ATTR_AXES    [grid] axes replaced in the attribute grids, e.g. 'unfreeze_depth = [2, 4, 6]'
 #   DEPT_TRAIN   [train] lines for department-12k (default 'batch_size = 64')
@@ -49,7 +49,7 @@ augs=${3:-off}
 [ "$sizes" = all ] && sizes="128 224"
 [ "$augs" = all ] && augs="off aug"
 
-augment=${AUGMENT:-'augment.views = 4\naugment.hflip = true\naugment.crop = 0.7'}
+augment=${AUGMENT:-'augment.views = 4\naugment.hflip = true\naugment.crop = 0.7\naugment.colour = 0.2'}
 dept_root=$(realpath "${DEPT_ROOT:-/work/shared/data/footwear}")
 dept_train=${DEPT_TRAIN:-'batch_size = 64'}
 dept_axes=${DEPT_AXES:-'learning_rate = [1e-3]\ndropout = [0.3]\nhead_size = [0]\nunfreeze_depth = [0, 2]'}
@@ -172,7 +172,8 @@ one() {
     config="$set $size px, $([ "$aug" = aug ] && echo "aug on" || echo "aug off")${label:+, $label}"
     dir="$work/$set-$size-$aug"
     mkdir -p "$dir"
-    [ "$aug" = aug ] && train_extra=$augment
+    # "off" turns off the augmentation some shipped grids have; "aug" replaces their settings.
+    if [ "$aug" = aug ]; then train_extra=$augment; else train_extra='augment.views = 0'; fi
     case $set in
         attributes)
             for g in grids/*.toml; do
