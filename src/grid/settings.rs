@@ -145,6 +145,11 @@ mod tests {
             check("class_weights", "\"balanced\""),
             Ok(ParamValue::Str("balanced".into()))
         );
+        assert_eq!(check("label_smoothing", "0.1"), Ok(ParamValue::Float(0.1)));
+        assert_eq!(
+            check("lr_schedule", "\"cosine\""),
+            Ok(ParamValue::Str("cosine".into()))
+        );
     }
 
     #[test]
@@ -167,6 +172,9 @@ mod tests {
             ("objective", "\"loss\"", "unknown objective"),
             ("objective", "1", "string"),
             ("class_weights", "\"auto\"", "unknown class_weights"),
+            ("label_smoothing", "1", "[0, 1)"),
+            ("label_smoothing", "-0.1", "[0, 1)"),
+            ("lr_schedule", "\"linear\"", "constant or cosine"),
         ];
         for (name, literal, keyword) in cases {
             let err = check(name, literal).expect_err(literal);

@@ -5,7 +5,9 @@ use super::metrics::{balanced_class_weights, Confusion, Scores};
 use super::rows::Rows;
 use super::Interrupted;
 use crate::ranking::kept::improves;
-use crate::trial::{ClassWeights, EpochMetrics, Objective, Optimizer, Phase, Vocabulary};
+use crate::trial::{
+    ClassWeights, EpochMetrics, LrSchedule, Objective, Optimizer, Phase, Vocabulary,
+};
 use candle_core::{DType, Result, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer as _, ParamsAdamW, SGD};
 use rand::rngs::StdRng;
@@ -68,6 +70,19 @@ pub struct FitSettings {
     pub classes: usize,
     pub objective: Objective,
     pub class_weights: ClassWeights,
+    pub label_smoothing: f64,
+    pub lr_schedule: LrSchedule,
+}
+
+/// The learning rate of step `step` (from 0) of a phase of `steps` steps.
+pub fn scheduled_rate(base: f64, schedule: LrSchedule, step: usize, steps: usize) -> f64 {
+    match schedule {
+        LrSchedule::Constant => base,
+        LrSchedule::Cosine => {
+            let progress = step as f64 / steps.max(1) as f64;
+            base * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        }
+    }
 }
 
 /// Logits of a batch of inputs; dropout and the like only when given the rng.
@@ -183,6 +198,13 @@ impl Stepper {
         Ok(Stepper { kind, vars, l2 })
     }
 
+    fn set_learning_rate(&mut self, rate: f64) {
+        match &mut self.kind {
+            StepperKind::Adam(o) => o.set_learning_rate(rate),
+            StepperKind::Sgd(o) => o.set_learning_rate(rate),
+        }
+    }
+
     /// One update from `loss` (plus `l2 / 2 * sum(w^2)`, whose gradient is `l2 * w`).
     fn step(&mut self, loss: &Tensor) -> Result<()> {
         let mut objective = loss.clone();
@@ -224,6 +246,8 @@ pub fn fit(
     let mut history = Vec::with_capacity(settings.epochs);
     let n = data.train_inputs.len();
     let mut order: Vec<u32> = (0..n as u32).collect();
+    let steps = settings.epochs * n.div_ceil(settings.batch_size.max(1));
+    let mut step = 0;
     for epoch in 1..=settings.epochs {
         let started = Instant::now();
         let train_inputs = data.train_inputs.for_epoch(rng);
@@ -237,11 +261,11 @@ pub fn fit(
             let x = train_inputs.gather(batch)?;
             let y = data.train_labels.index_select(&index, 0)?;
             let logits = forward(&x, Some(rng))?;
-            let loss = match &weights {
-                Some(w) => weighted_cross_entropy(&logits, &y, w)?,
-                None => candle_nn::loss::cross_entropy(&logits, &y)?,
-            };
+            let loss = training_loss(&logits, &y, weights.as_ref(), settings.label_smoothing)?;
+            let rate = scheduled_rate(settings.learning_rate, settings.lr_schedule, step, steps);
+            stepper.set_learning_rate(rate);
             stepper.step(&loss)?;
+            step += 1;
             loss_sum += f64::from(loss.to_scalar::<f32>()?) * batch.len() as f64;
             correct += count_correct(&logits, &y)?;
         }
@@ -306,16 +330,32 @@ pub fn evaluate(
     Ok((loss_sum / n as f64, confusion.scores()))
 }
 
-/// Class-weighted cross-entropy as PyTorch's: sum of `w_y * nll` over sum of `w_y`.
-pub fn weighted_cross_entropy(
+/// The training loss: cross-entropy against targets smoothed by `smoothing` (`1 - smoothing` on
+/// the label, `smoothing / n_classes` on every class), each sample weighed by its label's class
+/// weight when `weights` are given (sum of `w_y * loss` over sum of `w_y`, as PyTorch's weighted
+/// mean); with neither, exactly candle's plain cross-entropy.
+pub fn training_loss(
     logits: &Tensor,
     labels: &Tensor,
-    weights: &Tensor,
+    weights: Option<&Tensor>,
+    smoothing: f64,
 ) -> Result<Tensor> {
+    if weights.is_none() && smoothing == 0.0 {
+        return candle_nn::loss::cross_entropy(logits, labels);
+    }
     let log_p = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let nll = log_p.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
-    let w = weights.index_select(labels, 0)?;
-    (nll * &w)?.sum_all()?.div(&w.sum_all()?)
+    let mut per_sample = log_p.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
+    if smoothing > 0.0 {
+        let uniform = log_p.mean(D::Minus1)?.neg()?;
+        per_sample = ((per_sample * (1.0 - smoothing))? + (uniform * smoothing)?)?;
+    }
+    match weights {
+        Some(weights) => {
+            let w = weights.index_select(labels, 0)?;
+            (per_sample * &w)?.sum_all()?.div(&w.sum_all()?)
+        }
+        None => per_sample.mean_all(),
+    }
 }
 
 fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
@@ -408,15 +448,48 @@ mod tests {
         let logits = Tensor::new(&[[0f32, 3f32.ln()], [0.0, 0.0], [0.0, 3f32.ln()]], &device)?;
         let labels = Tensor::new(&[1u32, 0, 0], &device)?;
         let weights = Tensor::new(&[0.5f32, 2.0], &device)?;
-        let loss = weighted_cross_entropy(&logits, &labels, &weights)?.to_scalar::<f32>()?;
+        let loss = training_loss(&logits, &labels, Some(&weights), 0.0)?.to_scalar::<f32>()?;
         // nll = [ln 4/3, ln 2, ln 4]; w_y = [2, 0.5, 0.5].
         let expected = (2.0 * (4f32 / 3.0).ln() + 0.5 * 2f32.ln() + 0.5 * 4f32.ln()) / 3.0;
         assert!((loss - expected).abs() < 1e-6, "{loss} != {expected}");
         // Equal weights give the plain mean.
         let ones = Tensor::new(&[1f32, 1.0], &device)?;
         let plain = candle_nn::loss::cross_entropy(&logits, &labels)?.to_scalar::<f32>()?;
-        let same = weighted_cross_entropy(&logits, &labels, &ones)?.to_scalar::<f32>()?;
+        let same = training_loss(&logits, &labels, Some(&ones), 0.0)?.to_scalar::<f32>()?;
         assert!((plain - same).abs() < 1e-6);
         Ok(())
+    }
+
+    #[test]
+    fn smoothed_cross_entropy_by_hand() -> Result<()> {
+        let device = candle_core::Device::Cpu;
+        // p = [1/4, 3/4] and [1/2, 1/2]; labels 1 and 0; smoothing 0.2 over 2 classes gives
+        // targets [0.1, 0.9] and [0.9, 0.1].
+        let logits = Tensor::new(&[[0f32, 3f32.ln()], [0.0, 0.0]], &device)?;
+        let labels = Tensor::new(&[1u32, 0], &device)?;
+        let loss = training_loss(&logits, &labels, None, 0.2)?.to_scalar::<f32>()?;
+        let first = 0.1 * 4f32.ln() + 0.9 * (4f32 / 3.0).ln();
+        let expected = (first + 2f32.ln()) / 2.0;
+        assert!((loss - expected).abs() < 1e-6, "{loss} != {expected}");
+        let weights = Tensor::new(&[3f32, 1.0], &device)?;
+        let weighted = training_loss(&logits, &labels, Some(&weights), 0.2)?;
+        let expected = (1.0 * first + 3.0 * 2f32.ln()) / 4.0;
+        let weighted = weighted.to_scalar::<f32>()?;
+        assert!(
+            (weighted - expected).abs() < 1e-6,
+            "{weighted} != {expected}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_cosine_schedule_falls_from_the_rate_to_zero_and_constant_stays() {
+        let at = |step| scheduled_rate(0.4, LrSchedule::Cosine, step, 8);
+        assert_eq!(at(0), 0.4);
+        assert!((at(4) - 0.2).abs() < 1e-12, "half way: half the rate");
+        assert!((at(8)).abs() < 1e-12, "the end: 0");
+        assert!((1..8).all(|s| at(s) < at(s - 1)), "falls at every step");
+        assert!(at(7) > 0.0, "the last step still learns");
+        assert_eq!(scheduled_rate(0.4, LrSchedule::Constant, 5, 8), 0.4);
     }
 }

@@ -151,6 +151,8 @@ fn fit_settings(settings: &TrainSettings, phase: Phase, classes: usize) -> FitSe
         classes,
         objective: settings.objective,
         class_weights: settings.class_weights,
+        label_smoothing: settings.label_smoothing,
+        lr_schedule: settings.lr_schedule,
     }
 }
 

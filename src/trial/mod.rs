@@ -10,7 +10,7 @@ pub use augment::{Augment, ViewSet};
 pub use metrics::{EpochMetrics, TrialOutcome};
 pub use settings::{setting, Affects, ParamValue, Range, Setting, TrainSettings, SETTINGS};
 pub use vocabulary::{
-    list_choices, ClassWeights, Objective, Optimizer, Phase, TrialState, Vocabulary,
+    list_choices, ClassWeights, LrSchedule, Objective, Optimizer, Phase, TrialState, Vocabulary,
 };
 
 use serde::{Deserialize, Serialize};

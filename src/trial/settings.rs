@@ -2,7 +2,7 @@
 //! key is made from, and the `TrainSettings` a trial trains with.
 
 use super::augment::{Augment, ViewSet};
-use super::vocabulary::{ClassWeights, Objective, Optimizer, Vocabulary};
+use super::vocabulary::{ClassWeights, LrSchedule, Objective, Optimizer, Vocabulary};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use strum::VariantNames;
@@ -85,6 +85,12 @@ pub struct TrainSettings {
     /// Left out of the JSON when default, so trial keys made before it existed stay the same.
     #[serde(default, skip_serializing_if = "is_default")]
     pub class_weights: ClassWeights,
+    /// Share of each training label spread evenly over all classes. Like the schedule, left out
+    /// of the JSON when default, so trial keys made before it existed stay the same.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub label_smoothing: f64,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lr_schedule: LrSchedule,
     /// Augmented views of each training image; 0 = no augmentation. Like the three below, left
     /// out of the JSON when default, so trial keys made before augmentation stay the same.
     #[serde(rename = "augment.views", default, skip_serializing_if = "is_default")]
@@ -130,6 +136,8 @@ impl Default for TrainSettings {
             seed: 0,
             objective: Objective::Accuracy,
             class_weights: ClassWeights::None,
+            label_smoothing: 0.0,
+            lr_schedule: LrSchedule::Constant,
             augment_views: 0,
             augment_hflip: false,
             augment_crop: no_crop(),
@@ -271,6 +279,16 @@ pub const SETTINGS: &[Setting] = &[
     Setting::new("class_weights", Range::Choice(ClassWeights::VARIANTS), HeadPhase,
         "balanced: weigh class c by n / (n_classes x count_c) in the training loss",
         |s| name(s.class_weights), |s, v| put(&mut s.class_weights, v.as_name()))
+        .omitted_at_default(),
+    Setting::new("label_smoothing", Range::Fraction, HeadPhase,
+        "training targets (1 - this) on the label and this / n_classes on every class, as \
+         PyTorch's CrossEntropyLoss(label_smoothing); validation loss stays plain",
+        |s| ParamValue::Float(s.label_smoothing), |s, v| put(&mut s.label_smoothing, v.as_f64()))
+        .omitted_at_default(),
+    Setting::new("lr_schedule", Range::Choice(LrSchedule::VARIANTS), HeadPhase,
+        "constant, or cosine: each phase's rate falls along half a cosine to 0 over the steps \
+         of its most epochs",
+        |s| name(s.lr_schedule), |s, v| put(&mut s.lr_schedule, v.as_name()))
         .omitted_at_default(),
     Setting::new("augment.views", Range::Count { min: 0, max: MAX_VIEWS }, HeadPhase,
         "augmented views of each training image, made in the frozen pass (which costs that many \

@@ -19,6 +19,8 @@ fn changed() -> TrainSettings {
         seed: 17,
         objective: Objective::F1,
         class_weights: ClassWeights::Balanced,
+        label_smoothing: 0.1,
+        lr_schedule: LrSchedule::Cosine,
         augment_views: 4,
         augment_hflip: true,
         augment_crop: 0.5,

@@ -83,6 +83,20 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// How the learning rate moves within a phase.
+    #[derive(Default)]
+    #[strum(serialize_all = "lowercase")]
+    pub enum LrSchedule {
+        /// The phase's rate at every step.
+        #[default]
+        Constant,
+        /// Half a cosine from the phase's rate down to 0 over its most epochs' steps (as
+        /// PyTorch's `CosineAnnealingLR` with `T_max` = those steps and `eta_min` = 0).
+        Cosine,
+    }
+}
+
+vocabulary! {
     /// Life cycle of a trial in the store.
     #[strum(serialize_all = "lowercase")]
     pub enum TrialState {
