@@ -68,7 +68,8 @@ wall_s() { awk -F': ' '/Elapsed/ { n = split($2, t, ":"); s = 0; for (i = 1; i <
 # edit_grid SRC DST SIZE TRAIN_LINES GRID_LINES REPLACE_GRID [KEY=VALUE...]: a copy of SRC with
 # paths made absolute (grids use paths relative to the grid file), image_size = SIZE, each of
 # TRAIN_LINES set in [train] (replacing a key already there), GRID_LINES set in [grid] (the whole
-# [grid] replaced when REPLACE_GRID is 1), and top-level `section.key=value` overrides.
+# [grid] replaced when REPLACE_GRID is 1; a key it makes an axis leaves [train]), and top-level
+# `section.key=value` overrides.
 edit_grid() {
     python3 - "$@" <<'PY'
 import os, re, sys
@@ -112,6 +113,10 @@ if replace_grid == '1':
     sections['grid'] = []
     if 'grid' not in order: order.append('grid')
 for l in lines(grid): put('grid', l)
+# a key made an axis leaves [train] (the tool refuses one set in both)
+axes = {key(l) for l in sections['grid'] if key(l)}
+if 'train' in sections:
+    sections['train'] = [l for l in sections['train'] if key(l) not in axes]
 with open(dst, 'w') as f:
     for sec in order:
         if sec: f.write(f'[{sec}]\n')
