@@ -88,13 +88,7 @@ fn segments(cache: &Path) -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(folders.len(), 1, "one pass: {folders:?}");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&folders[0])
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .collect();
-    files.sort();
-    files
+    files_with_extension(&folders[0], "safetensors")
 }
 
 #[test]

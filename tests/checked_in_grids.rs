@@ -3,19 +3,8 @@
 
 mod common;
 
-use common::{gridsearch, repo};
-use std::path::{Path, PathBuf};
-
-/// The `.toml` files directly under `folder` of the repo, sorted.
-fn grid_files(folder: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join(folder))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
-        .collect();
-    files.sort();
-    files
-}
+use common::{files_with_extension, gridsearch, repo};
+use std::path::Path;
 
 /// The product of the lengths of the grid's `[grid]` axes.
 fn promised_trials(grid: &Path) -> usize {
@@ -59,10 +48,10 @@ fn shared_photos_present() -> bool {
 fn every_shipped_grid_plans_into_the_trials_its_axes_promise() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gs.db");
-    let mut grids = grid_files("grids");
+    let mut grids = files_with_extension(&repo().join("grids"), "toml");
     assert!(grids.len() >= 7, "the seven attribute grids: {grids:?}");
     if shared_photos_present() {
-        grids.extend(grid_files("bench"));
+        grids.extend(files_with_extension(&repo().join("bench"), "toml"));
     } else {
         eprintln!("SKIPPED: the bench/ grids: ../shared/data/footwear not found");
     }
